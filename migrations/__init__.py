@@ -1,0 +1,1 @@
+"""Alembic migrations: reviewed by hand, reversible, checked against the models by a test."""

@@ -1,0 +1,1 @@
+"""Portrait's processes: the HTTP API, the arq worker and the `portrait` command."""

@@ -1,0 +1,1 @@
+"""The stateless FastAPI app."""

@@ -1,0 +1,87 @@
+"""The FastAPI app factory: middleware, error handlers, routers, and what lives for the app's
+lifetime (engine, Redis, the job queue), built at start-up and never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from services.api import problems
+from services.api.middleware import RequestContextMiddleware
+from services.api.routers import health, jobs
+from shared.db.engine import app_url, make_engine, make_sessionmaker
+from shared.jobs.queue import JobQueue, make_redis
+from shared.logging import setup_logging
+from shared.settings import Settings, get_settings
+
+API_ROUTERS = (jobs.router,)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(app_url(settings), settings)
+        redis = make_redis(settings)
+        sessionmaker = make_sessionmaker(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.queue = JobQueue(redis, sessionmaker, settings.worker.queue_name)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Portrait",
+        version="1.0.0",
+        summary="Customer insights for ecommerce stores.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.api.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        max_age=600,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    for router in API_ROUTERS:
+        app.include_router(router, responses=problems.responses(*problems.COMMON))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, plus the Problem schema every error response refers to."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = problems.Problem.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    for name, sub in components["Problem"].pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    app.openapi_schema = schema
+    return schema
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory entry point (`--factory services.api.app:app_from_env`)."""
+    settings = get_settings()
+    setup_logging(settings)
+    return create_app(settings)

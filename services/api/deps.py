@@ -1,0 +1,67 @@
+"""Dependencies every route uses, as `Annotated` aliases so no route can forget the tenant.
+
+`SessionDep` is the request's unit of work: one transaction, committed when the handler
+returns (before the answer is sent) or rolled back on error; after-commit hooks (job pushes)
+run then. Authentication runs inside it and scopes it to the key's tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.engine import run_after_commit
+from shared.errors import Forbidden, Unauthorized
+from shared.jobs.queue import JobQueue
+from shared.tenants import service as tenants
+from shared.tenants.schemas import Principal, Scope
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        async with session.begin():
+            yield session
+        await run_after_commit(session)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api key>`")
+
+
+async def get_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized(
+            "Send an API key: `Authorization: Bearer <key>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await tenants.authenticate(session, credentials.credentials)
+
+
+def require(scope: Scope) -> object:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.allows(scope):
+            raise Forbidden(f"This API key lacks the {scope.value!r} scope.")
+        return principal
+
+    return Depends(check)
+
+
+ReadKey = Annotated[Principal, require(Scope.read)]
+WriteKey = Annotated[Principal, require(Scope.write)]
+AdminKey = Annotated[Principal, require(Scope.admin)]
+
+
+def get_queue(request: Request) -> JobQueue:
+    queue: JobQueue = request.app.state.queue
+    return queue
+
+
+QueueDep = Annotated[JobQueue, Depends(get_queue)]

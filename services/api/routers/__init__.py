@@ -1,0 +1,1 @@
+"""HTTP routers, one per domain: parse, call the service, shape the answer."""

@@ -1,0 +1,1 @@
+"""The arq worker: WorkerSettings and thin job functions over `shared`."""

@@ -1,0 +1,110 @@
+"""arq WorkerSettings: the job kinds this worker runs, and its start-up and shut-down.
+
+Each job function is thin: it takes ids, and `shared.jobs.runner` opens the session, keeps the
+job row true and calls the domain handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypedDict
+
+from arq import Retry, Worker, func
+from arq.typing import WorkerCoroutine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.db.engine import app_url, make_engine, make_sessionmaker
+from shared.jobs import runner, system
+from shared.jobs.queue import JobQueue, make_redis
+from shared.logging import setup_logging
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Every job kind the worker runs, listed explicitly.
+KINDS: tuple[runner.JobKind, ...] = (system.SELFTEST,)
+
+
+class WorkerContext(TypedDict, total=False):
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: JobQueue
+    relay_task: asyncio.Task[None]
+
+
+def _arq_function(kind: runner.JobKind) -> Any:
+    async def job(ctx: dict[str, Any], job_id: str, tenant_id: str) -> None:
+        try:
+            await runner.run(ctx["sessionmaker"], kind, uuid.UUID(job_id), uuid.UUID(tenant_id))
+        except runner.RetryLater as exc:
+            raise Retry(defer=exc.defer_s) from exc
+
+    coroutine: WorkerCoroutine = job  # type: ignore[assignment]
+    return func(coroutine, name=kind.name, timeout=kind.timeout_s, max_tries=kind.max_tries + 1)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or get_settings()
+    engine = make_engine(app_url(settings), settings)
+    sessionmaker = make_sessionmaker(engine)
+    queue = JobQueue(ctx["redis"], sessionmaker, settings.worker.queue_name)
+    ctx.update(settings=settings, engine=engine, sessionmaker=sessionmaker, queue=queue)
+    # Jobs committed while Redis was away wait in the outbox: hand them over now, then keep
+    # relaying in the background.
+    await queue.relay(min_age_s=0)
+    ctx["relay_task"] = asyncio.create_task(
+        queue.relay_forever(
+            interval_s=settings.worker.outbox_interval_s,
+            min_age_s=settings.worker.outbox_min_age_s,
+        )
+    )
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    task: asyncio.Task[None] | None = ctx.get("relay_task")
+    if task:
+        task.cancel()
+    engine: AsyncEngine | None = ctx.get("engine")
+    if engine:
+        await engine.dispose()
+
+
+def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
+    """A configured arq Worker (used by `portrait worker` and by tests, with `burst=True`)."""
+    settings = settings or get_settings()
+    redis = make_redis(settings)
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx["settings"] = settings
+        await startup(ctx)
+
+    options: dict[str, Any] = {
+        "functions": [_arq_function(k) for k in KINDS],
+        "queue_name": settings.worker.queue_name,
+        "redis_pool": redis,
+        "on_startup": on_startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker.max_jobs,
+        "poll_delay": settings.worker.poll_delay_s,
+        "job_timeout": settings.worker.job_timeout_s,
+        "allow_abort_jobs": True,
+        "keep_result": 60,
+        "max_tries": settings.worker.max_tries,
+        "handle_signals": True,
+    }
+    options.update(overrides)
+    return Worker(**options)
+
+
+def run_worker() -> None:
+    settings = get_settings()
+    setup_logging(settings)
+    worker = build_worker(settings)
+    worker.run()
+
+
+Startup = Callable[[dict[str, Any]], Awaitable[None]]

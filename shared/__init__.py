@@ -1,0 +1,1 @@
+"""Portrait core: settings, database, models and the domain code the API and worker share."""

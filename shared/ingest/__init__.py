@@ -1,0 +1,1 @@
+"""Getting store data in: webhook signatures and platform payload mapping."""

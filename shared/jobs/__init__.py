@@ -1,0 +1,1 @@
+"""Background jobs: the job row the API reports, the outbox, and the runner the worker uses."""

@@ -1,0 +1,88 @@
+"""Settings from the environment, one cached object for the whole process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    # The owner's URL: migrations and the few system tasks run with it.
+    url: str | None = None
+    # The API and worker connect as this role, which owns no table and cannot bypass row-level
+    # security. When `app_url` is unset it is derived from `url` with this user and password.
+    app_user: str = "portrait_app"
+    app_password: str | None = None
+    app_url: str | None = None
+    pool_size: int = 10
+    statement_timeout_ms: int = 30_000
+
+
+class RedisSettings(BaseModel):
+    url: str | None = None
+    connect_timeout_s: float = 1.0
+
+
+class WorkerSettings(BaseModel):
+    queue_name: str = "portrait:queue"
+    max_jobs: int = 20
+    poll_delay_s: float = 0.1
+    job_timeout_s: int = 600
+    max_tries: int = 3
+    outbox_interval_s: float = 1.0
+    outbox_min_age_s: float = 2.0
+
+
+class ApiSettings(BaseModel):
+    cors_origins: list[str] = Field(default_factory=list)
+    default_page_size: int = 50
+    max_page_size: int = 500
+
+
+class Settings(BaseSettings):
+    """Environment variables `PORTRAIT_*`, with `__` between group and field
+    (`PORTRAIT_WORKER__MAX_JOBS=50`); `DATABASE_URL` and `REDIS_URL` are read unprefixed too,
+    as every platform sets them that way."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PORTRAIT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    log_json: bool = True
+    data_dir: Path = Path(".portrait")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PORTRAIT_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "PORTRAIT_REDIS_URL")
+    )
+    cors_origins: str = Field(
+        default="", validation_alias=AliasChoices("CORS_ORIGINS", "PORTRAIT_CORS_ORIGINS")
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @model_validator(mode="after")
+    def _merge_flat_aliases(self) -> Settings:
+        if self.database_url and not self.database.url:
+            self.database.url = self.database_url
+        if self.redis_url and not self.redis.url:
+            self.redis.url = self.redis_url
+        if self.cors_origins and not self.api.cors_origins:
+            self.api.cors_origins = [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Tenants (stores), their API keys and their webhook secrets."""
