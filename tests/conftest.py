@@ -4,7 +4,6 @@ over ASGI, and a real arq worker on demand."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import tempfile
@@ -63,6 +62,7 @@ def settings(servers: dict[str, str]) -> Iterator[Settings]:
         "DATABASE_URL": servers["database_url"],
         "REDIS_URL": servers["redis_url"],
         "PORTRAIT_ENVIRONMENT": "test",
+        "CORS_ORIGINS": "https://shop.example",
         "PORTRAIT_LOG_JSON": "false",
         "PORTRAIT_WORKER__QUEUE_NAME": f"portrait:test:{RUN_ID}",
         "PORTRAIT_WORKER__POLL_DELAY_S": "0.02",
@@ -89,8 +89,9 @@ async def owner_engine(settings: Settings, servers: dict[str, str]) -> AsyncIter
     engine = make_engine(owner_url(settings), settings, pool_size=2)
     yield engine
     await engine.dispose()
-    admin = make_engine(async_url(servers["database_url"]).set(database="postgres"), settings,
-                        pool_size=1)
+    admin = make_engine(
+        async_url(servers["database_url"]).set(database="postgres"), settings, pool_size=1
+    )
     async with admin.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text(f'DROP DATABASE IF EXISTS "portrait_test_{RUN_ID}" WITH (FORCE)'))
@@ -112,7 +113,7 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(autouse=True)
-async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+async def _clean(request: pytest.FixtureRequest) -> None:
     """Every test starts from empty tables and an empty queue (only for tests that use them)."""
     if "owner_engine" in request.fixturenames or "app" in request.fixturenames:
         engine: AsyncEngine = request.getfixturevalue("owner_engine")
@@ -123,7 +124,6 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         redis = make_redis(settings)
         await redis.delete(settings.worker.queue_name)
         await redis.aclose()
-    yield
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ async def run_burst(make: Callable[..., Worker], **overrides: Any) -> Worker:
     return worker
 
 
-async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0,
-               every: float = 0.05) -> Any:
+async def poll(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, every: float = 0.05
+) -> Any:
     """Wait for `check()` to return something truthy, bounded; fail loudly otherwise."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

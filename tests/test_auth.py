@@ -71,5 +71,6 @@ async def test_key_is_stored_hashed(tenant, owner_engine: AsyncEngine):
         rows = (await conn.execute(text("SELECT prefix, key_hash FROM api_keys"))).all()
     assert len(rows) == 1
     prefix, digest = rows[0]
-    assert tenant.api_key not in prefix and prefix.startswith("ptk_")
+    assert tenant.api_key not in prefix
+    assert prefix.startswith("ptk_")
     assert bytes(digest) == keys.digest(tenant.api_key)

@@ -124,7 +124,7 @@ async def test_cancel_a_running_job_stops_it(app, client, tenant, worker_factory
 
 
 async def _no_tasks(worker):
-    return worker.jobs_started() if False else all(t.done() for t in worker.tasks.values())
+    return all(t.done() for t in worker.tasks.values())
 
 
 async def test_cancelling_a_finished_job_is_409(app, client, tenant, worker_factory):
@@ -140,9 +140,7 @@ async def test_another_tenants_job_is_404(app, client, make_tenant):
     b = await make_tenant()
     job_id = await create_job(app.state.queue, b.tenant_id)
     assert_problem(await client.get(f"/v1/jobs/{job_id}", headers=auth(a.api_key)), 404)
-    assert_problem(
-        await client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(a.api_key)), 404
-    )
+    assert_problem(await client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(a.api_key)), 404)
     assert (await client.get("/v1/jobs", headers=auth(a.api_key))).json()["items"] == []
     # ...and the job of tenant B is untouched.
     assert (await _job(client, b.api_key, job_id))["status"] == "queued"
@@ -175,7 +173,10 @@ async def test_a_job_delivered_twice_runs_once(app, client, tenant, worker_facto
     # arq delivers at least once: push the same job again under a fresh arq id.
     redis = make_redis(settings)
     await redis.enqueue_job(
-        "system.selftest", str(job_id), str(tenant.tenant_id), _queue_name=settings.worker.queue_name
+        "system.selftest",
+        str(job_id),
+        str(tenant.tenant_id),
+        _queue_name=settings.worker.queue_name,
     )
     await redis.aclose()
     await run_burst(worker_factory)
@@ -193,8 +194,9 @@ async def test_outbox_survives_a_redis_outage(app, tenant, settings, owner_engin
     redis_server.start()
     outage_settings = settings.model_copy(deep=True)
     outage_settings.redis.url = redis_server.url
-    queue = JobQueue(make_redis(outage_settings), app.state.sessionmaker,
-                     settings.worker.queue_name)
+    queue = JobQueue(
+        make_redis(outage_settings), app.state.sessionmaker, settings.worker.queue_name
+    )
     try:
         redis_server.stop()
         job_id = await create_job(queue, tenant.tenant_id, steps=2)

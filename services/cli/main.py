@@ -112,9 +112,11 @@ def cmd_api(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_worker(_: argparse.Namespace) -> None:
-    from services.worker.main import run_worker
+def cmd_worker(args: argparse.Namespace) -> None:
+    from services.worker.main import check_health, run_worker
 
+    if args.check:
+        sys.exit(0 if asyncio.run(check_health(_settings())) else 1)
     run_worker()
 
 
@@ -125,8 +127,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     asyncio.run(upgrade(_settings()))
     python = sys.executable
     commands = {
-        "api": [python, "-m", "services.cli", "api", "--host", args.host, "--port",
-                str(args.port)],
+        "api": [python, "-m", "services.cli", "api", "--host", args.host, "--port", str(args.port)],
         "worker": [python, "-m", "services.cli", "worker"],
     }
     children: dict[str, subprocess.Popen[bytes]] = {
@@ -181,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=1)
     api.set_defaults(func=cmd_api)
 
-    sub.add_parser("worker", help="run the arq worker").set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help="run the arq worker")
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 if a worker reported in the last minute"
+    )
+    worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="upgrade the database to head").set_defaults(func=cmd_migrate)
 
     tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
 from arq import Retry, Worker, func
+from arq.constants import health_check_key_suffix
 from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,6 +24,8 @@ from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+HEALTH_CHECK_INTERVAL_S = 30
 
 # Every job kind the worker runs, listed explicitly.
 KINDS: tuple[runner.JobKind, ...] = (system.SELFTEST,)
@@ -43,7 +46,7 @@ def _arq_function(kind: runner.JobKind) -> Any:
         except runner.RetryLater as exc:
             raise Retry(defer=exc.defer_s) from exc
 
-    coroutine: WorkerCoroutine = job  # type: ignore[assignment]
+    coroutine: WorkerCoroutine = job
     return func(coroutine, name=kind.name, timeout=kind.timeout_s, max_tries=kind.max_tries + 1)
 
 
@@ -95,9 +98,19 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         "keep_result": 60,
         "max_tries": settings.worker.max_tries,
         "handle_signals": True,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
     }
     options.update(overrides)
     return Worker(**options)
+
+
+async def check_health(settings: Settings) -> bool:
+    """True when some worker on this queue wrote its heartbeat recently (it expires)."""
+    redis = make_redis(settings)
+    try:
+        return bool(await redis.exists(settings.worker.queue_name + health_check_key_suffix))
+    finally:
+        await redis.aclose()
 
 
 def run_worker() -> None:

@@ -39,6 +39,18 @@ async def upgrade(settings: Settings, revision: str = "head") -> None:
         await engine.dispose()
 
 
+async def downgrade(settings: Settings, revision: str) -> None:
+    engine = make_engine(owner_url(settings), settings, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(
+                lambda c: command.downgrade(alembic_config(c, settings.database.app_user), revision)
+            )
+            await conn.commit()
+    finally:
+        await engine.dispose()
+
+
 async def create_database_if_missing(url: str, settings: Settings) -> None:
     """Create the database named in `url` (tests and first start-ups)."""
     u = async_url(url)
