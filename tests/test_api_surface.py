@@ -78,3 +78,41 @@ async def test_openapi_declares_problem_responses(client):
     for code in ("401", "404", "422"):
         assert "application/problem+json" in get_job[code]["content"], code
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+async def test_an_unexpected_error_is_a_500_problem_without_internals(settings):
+    import httpx
+
+    from services.api.app import create_app
+
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("customer jane.doe@example.com broke it")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        response = await c.get("/boom")
+    body = assert_problem(response, 500)
+    assert "jane.doe" not in response.text
+    assert "Traceback" not in response.text
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_log_lines_are_json_with_the_request_id():
+    import json
+    import logging
+
+    from shared.logging import JsonFormatter, request_id_var
+
+    token = request_id_var.set("req-42")
+    try:
+        record = logging.LogRecord("portrait", logging.INFO, __file__, 1, "hello", None, None)
+        record.route = "/v1/jobs"
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert line["request_id"] == "req-42"
+    assert line["msg"] == "hello"
+    assert line["route"] == "/v1/jobs"

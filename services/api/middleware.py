@@ -13,6 +13,7 @@ import uuid
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api import problems
 from shared.logging import request_id_var
 
 log = logging.getLogger("portrait.access")
@@ -40,17 +41,25 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                raise
+            route = scope.get("route")
+            await problems.unexpected(exc, getattr(route, "path", "unmatched"))(
+                scope, receive, send_with_id
+            )
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")

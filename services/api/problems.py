@@ -170,16 +170,24 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def unexpected(exc: Exception, path: str) -> JSONResponse:
+    """The answer to an exception nothing else handled. Called by the request middleware, which
+    sits inside Starlette's outermost error handler, so the answer keeps its request id."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return await _database_down(request, exc)
-    log.exception("unhandled error", extra={"path": request.url.path})
+        log.warning("database connection lost", extra={"error": type(exc).__name__})
+        return problem_response(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "The database cannot be reached right now; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+    log.error("unhandled error", exc_info=exc, extra={"route": path})
     return problem_response(
         500,
         "internal",
         "Internal server error",
         "Something went wrong on our side; quote the request id to the operators.",
-        request=request,
     )
 
 
@@ -189,4 +197,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     for exc_type in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
         app.add_exception_handler(exc_type, _database_down)
-    app.add_exception_handler(Exception, _unexpected)
