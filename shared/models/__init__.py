@@ -2,10 +2,41 @@
 
 from shared.db.base import Base
 from shared.models.api_key import ApiKey
+from shared.models.customer import Customer, Tombstone
+from shared.models.event import CustomerIdentity, Event
+from shared.models.ingest import ImportChunk, WebhookDelivery
 from shared.models.job import Job, JobOutbox
+from shared.models.order import Order, OrderItem
 from shared.models.tenant import Tenant
 
 # Tables whose rows belong to one tenant: row-level security is enabled and forced on each.
-TENANT_TABLES = ("api_keys", "jobs", "job_outbox")
+TENANT_TABLES = (
+    "api_keys",
+    "jobs",
+    "job_outbox",
+    "customers",
+    "tombstones",
+    "orders",
+    "order_items",
+    "events",
+    "identities",
+    "webhook_deliveries",
+    "import_chunks",
+)
 
-__all__ = ["ApiKey", "Base", "Job", "JobOutbox", "Tenant", "TENANT_TABLES"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "Event",
+    "CustomerIdentity",
+    "ImportChunk",
+    "Job",
+    "JobOutbox",
+    "Order",
+    "OrderItem",
+    "TENANT_TABLES",
+    "Tenant",
+    "Tombstone",
+    "WebhookDelivery",
+]

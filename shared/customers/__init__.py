@@ -1,0 +1,1 @@
+"""Customer profiles: typed facts with their sources, computed behaviour, erasure and export."""

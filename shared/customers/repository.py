@@ -1,0 +1,285 @@
+"""All SQL for customers: set-based upserts that respect delivery order, reads, erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import Customer, CustomerIdentity, Event, Order, OrderItem, Tombstone
+
+
+def external_id_digest(external_id: str) -> bytes:
+    return hashlib.sha256(external_id.encode()).digest()
+
+
+async def erased(
+    session: AsyncSession, tenant_id: uuid.UUID, external_ids: Sequence[str]
+) -> set[str]:
+    """Which of these external ids belong to erased customers."""
+    if not external_ids:
+        return set()
+    digests = {external_id_digest(e): e for e in external_ids}
+    rows = await session.execute(
+        select(Tombstone.external_id_hash).where(
+            Tombstone.tenant_id == tenant_id,
+            Tombstone.kind == "customer",
+            Tombstone.external_id_hash.in_(list(digests)),
+        )
+    )
+    return {digests[bytes(h)] for (h,) in rows}
+
+
+async def upsert(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    rows: list[dict[str, Any]],
+    fields: Sequence[str],
+) -> dict[str, tuple[uuid.UUID, bool]]:
+    """Insert or update customers that all carry the same `fields`. Each row also has
+    external_id, fact_sources (the sources of its fields), source_updated_at and
+    source_delivery_id. An update applies only if it is newer than what is stored (by
+    `source_updated_at`, then delivery id), so late and repeated deliveries change nothing.
+    Returns {external_id: (id, inserted)} for the rows that were applied."""
+    if not rows:
+        return {}
+    stmt = insert(Customer).values([{"tenant_id": tenant_id, **row} for row in rows])
+    ex = stmt.excluded
+    sets: dict[str, Any] = {f: ex[f] for f in fields if f != "traits"}
+    if "traits" in fields:
+        sets["traits"] = Customer.traits.op("||")(
+            func.coalesce(ex.traits, literal({}, Customer.traits.type))
+        )
+    sets.update(
+        fact_sources=Customer.fact_sources.op("||")(ex.fact_sources),
+        source_updated_at=ex.source_updated_at,
+        source_delivery_id=ex.source_delivery_id,
+        updated_at=func.now(),
+    )
+    newer = or_(
+        Customer.source_updated_at.is_(None),
+        tuple_(ex.source_updated_at, func.coalesce(ex.source_delivery_id, ""))
+        > tuple_(Customer.source_updated_at, func.coalesce(Customer.source_delivery_id, "")),
+    )
+    upsert_stmt: Any = stmt.on_conflict_do_update(
+        index_elements=[Customer.tenant_id, Customer.external_id], set_=sets, where=newer
+    ).returning(
+        Customer.external_id,
+        Customer.id,
+        # xmax is 0 on a freshly inserted row version, non-zero on one ON CONFLICT updated.
+        literal_column("(xmax = 0)").label("inserted"),
+    )
+    result = await session.execute(upsert_stmt)
+    return {ext: (cid, inserted) for ext, cid, inserted in result}
+
+
+async def ensure(
+    session: AsyncSession, tenant_id: uuid.UUID, external_ids: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """Ids for these external ids, creating bare customers for the unknown ones (an order or
+    event may arrive before its customer). Erased customers are not brought back."""
+    wanted = sorted(set(external_ids))
+    if not wanted:
+        return {}
+    gone = await erased(session, tenant_id, wanted)
+    create = [e for e in wanted if e not in gone]
+    if create:
+        await session.execute(
+            insert(Customer)
+            .values([{"tenant_id": tenant_id, "external_id": e} for e in create])
+            .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.external_id])
+        )
+    rows = await session.execute(
+        select(Customer.external_id, Customer.id).where(
+            Customer.tenant_id == tenant_id, Customer.external_id.in_(create)
+        )
+    )
+    return {k: v for k, v in rows}
+
+
+async def get(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, *, fresh: bool = False
+) -> Customer | None:
+    stmt = select(Customer).where(Customer.tenant_id == tenant_id, Customer.id == customer_id)
+    if fresh:  # after a bulk UPDATE, reload instead of trusting the identity map
+        stmt = stmt.execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def referrers_of(
+    session: AsyncSession, tenant_id: uuid.UUID, external_ids: Sequence[str]
+) -> list[str | None]:
+    rows = await session.execute(
+        select(Customer.referred_by).where(
+            Customer.tenant_id == tenant_id, Customer.external_id.in_(external_ids)
+        )
+    )
+    return list(rows.scalars())
+
+
+async def add_tombstone(session: AsyncSession, tenant_id: uuid.UUID, external_id: str) -> None:
+    await session.execute(
+        insert(Tombstone)
+        .values(
+            tenant_id=tenant_id,
+            kind="customer",
+            external_id_hash=external_id_digest(external_id),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def get_by_external_id(
+    session: AsyncSession, tenant_id: uuid.UUID, external_id: str
+) -> Customer | None:
+    return (
+        await session.execute(
+            select(Customer).where(
+                Customer.tenant_id == tenant_id, Customer.external_id == external_id
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def get_many(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[Customer]:
+    rows = await session.execute(
+        select(Customer).where(Customer.tenant_id == tenant_id, Customer.id.in_(ids))
+    )
+    return list(rows.scalars())
+
+
+async def patch(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    values: dict[str, Any],
+    sources: dict[str, Any],
+) -> None:
+    sets = dict(values)
+    if "traits" in sets:
+        sets["traits"] = Customer.traits.op("||")(
+            literal(sets["traits"] or {}, Customer.traits.type)
+        )
+    sets["fact_sources"] = Customer.fact_sources.op("||")(
+        literal(sources, Customer.fact_sources.type)
+    )
+    sets["updated_at"] = func.now()
+    await session.execute(
+        update(Customer)
+        .where(Customer.tenant_id == tenant_id, Customer.id == customer_id)
+        .values(**sets)
+    )
+
+
+async def list_(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    conditions: list[ColumnElement[bool]],
+    order: tuple[ColumnElement[Any], bool],
+    after: tuple[Any, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Customer]:
+    key, descending = order
+    stmt = select(Customer).where(Customer.tenant_id == tenant_id, *conditions)
+    if after is not None:
+        value, last_id = after
+        if descending:
+            stmt = stmt.where(tuple_(key, Customer.id) < tuple_(literal(value), literal(last_id)))
+        else:
+            stmt = stmt.where(tuple_(key, Customer.id) > tuple_(literal(value), literal(last_id)))
+    if descending:
+        stmt = stmt.order_by(key.desc(), Customer.id.desc())
+    else:
+        stmt = stmt.order_by(key.asc(), Customer.id.asc())
+    return (await session.execute(stmt.limit(limit))).scalars().all()
+
+
+async def orders_of(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    *,
+    before: datetime | None = None,
+    limit: int | None = None,
+) -> tuple[Sequence[Order], Sequence[OrderItem]]:
+    """Orders (oldest first; newest first when paging with `limit`) and their items."""
+    stmt = select(Order).where(Order.tenant_id == tenant_id, Order.customer_id == customer_id)
+    if before is not None:
+        stmt = stmt.where(Order.placed_at < before)
+    if limit is not None:
+        stmt = stmt.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit)
+    else:
+        stmt = stmt.order_by(Order.placed_at, Order.id)
+    orders = (await session.execute(stmt)).scalars().all()
+    items_stmt = (
+        select(OrderItem)
+        .where(OrderItem.tenant_id == tenant_id, OrderItem.order_id.in_([o.id for o in orders]))
+        .order_by(OrderItem.order_id, OrderItem.line)
+    )
+    return orders, (await session.execute(items_stmt)).scalars().all()
+
+
+async def events_of(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    *,
+    before_at: datetime | None = None,
+    limit: int | None = None,
+) -> Sequence[Event]:
+    """Newest first."""
+    stmt = select(Event).where(Event.tenant_id == tenant_id, Event.customer_id == customer_id)
+    if before_at is not None:
+        stmt = stmt.where(Event.occurred_at < before_at)
+    stmt = stmt.order_by(Event.occurred_at.desc(), Event.id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def anonymous_ids_of(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> list[str]:
+    rows = await session.execute(
+        select(CustomerIdentity.anonymous_id).where(
+            CustomerIdentity.tenant_id == tenant_id, CustomerIdentity.customer_id == customer_id
+        )
+    )
+    return list(rows.scalars())
+
+
+async def erase(session: AsyncSession, tenant_id: uuid.UUID, customer: Customer) -> None:
+    """Delete the customer and all that hangs on them; leave only a tombstone digest."""
+    anonymous = await anonymous_ids_of(session, tenant_id, customer.id)
+    if anonymous:
+        await session.execute(
+            delete(Event).where(Event.tenant_id == tenant_id, Event.anonymous_id.in_(anonymous))
+        )
+    # Orders, items, events and identities go with the customer (ON DELETE CASCADE).
+    await session.execute(
+        delete(Customer).where(Customer.tenant_id == tenant_id, Customer.id == customer.id)
+    )
+    await session.execute(
+        update(Customer)
+        .where(Customer.tenant_id == tenant_id, Customer.referred_by == customer.external_id)
+        .values(referred_by=None)
+    )
+    await add_tombstone(session, tenant_id, customer.external_id)

@@ -1,0 +1,257 @@
+"""All SQL for orders, items, events, identities and webhook deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, literal_column, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import CustomerIdentity, Event, Order, OrderItem, WebhookDelivery
+
+
+async def upsert_orders(
+    session: AsyncSession, tenant_id: uuid.UUID, rows: list[dict[str, Any]]
+) -> dict[str, tuple[uuid.UUID, bool, uuid.UUID | None]]:
+    """Insert or update orders, newer deliveries only. Returns, for each applied order,
+    (id, inserted, the customer it had before this update)."""
+    if not rows:
+        return {}
+    previous = await session.execute(
+        select(Order.external_id, Order.customer_id).where(
+            Order.tenant_id == tenant_id,
+            Order.external_id.in_([r["external_id"] for r in rows]),
+        )
+    )
+    before = {k: v for k, v in previous}
+    stmt = insert(Order).values([{"tenant_id": tenant_id, **r} for r in rows])
+    ex = stmt.excluded
+    newer = or_(
+        Order.source_updated_at.is_(None),
+        tuple_(ex.source_updated_at, func.coalesce(ex.source_delivery_id, ""))
+        > tuple_(Order.source_updated_at, func.coalesce(Order.source_delivery_id, "")),
+    )
+    columns = (
+        "customer_id",
+        "status",
+        "currency",
+        "total",
+        "channel",
+        "placed_at",
+        "source_updated_at",
+        "source_delivery_id",
+    )
+    upsert: Any = stmt.on_conflict_do_update(
+        index_elements=[Order.tenant_id, Order.external_id],
+        set_={**{c: ex[c] for c in columns}, "updated_at": func.now()},
+        where=newer,
+    ).returning(Order.external_id, Order.id, literal_column("(xmax = 0)").label("inserted"))
+    result = await session.execute(upsert)
+    return {ext: (oid, inserted, before.get(ext)) for ext, oid, inserted in result}
+
+
+async def replace_items(
+    session: AsyncSession, tenant_id: uuid.UUID, items: dict[uuid.UUID, list[dict[str, Any]]]
+) -> None:
+    if not items:
+        return
+    await session.execute(
+        delete(OrderItem).where(
+            OrderItem.tenant_id == tenant_id, OrderItem.order_id.in_(list(items))
+        )
+    )
+    rows = [
+        {"tenant_id": tenant_id, "order_id": order_id, "line": n, **item}
+        for order_id, lines in items.items()
+        for n, item in enumerate(lines, start=1)
+    ]
+    # asyncpg caps a statement at 32767 parameters: 8 columns a row, so chunk.
+    for start in range(0, len(rows), 3000):
+        await session.execute(insert(OrderItem).values(rows[start : start + 3000]))
+
+
+async def get_order(
+    session: AsyncSession, tenant_id: uuid.UUID, order_id: uuid.UUID
+) -> Order | None:
+    return (
+        await session.execute(
+            select(Order).where(Order.tenant_id == tenant_id, Order.id == order_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def items_of(
+    session: AsyncSession, tenant_id: uuid.UUID, order_ids: Sequence[uuid.UUID]
+) -> Sequence[OrderItem]:
+    if not order_ids:
+        return []
+    return (
+        (
+            await session.execute(
+                select(OrderItem)
+                .where(OrderItem.tenant_id == tenant_id, OrderItem.order_id.in_(order_ids))
+                .order_by(OrderItem.order_id, OrderItem.line)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+async def list_orders(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    customer_id: uuid.UUID | None,
+    status: str | None,
+    placed_after: datetime | None,
+    placed_before: datetime | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> Sequence[Order]:
+    """Newest first by id (ids are time-ordered)."""
+    stmt = select(Order).where(Order.tenant_id == tenant_id)
+    if customer_id is not None:
+        stmt = stmt.where(Order.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(Order.status == status)
+    if placed_after is not None:
+        stmt = stmt.where(Order.placed_at >= placed_after)
+    if placed_before is not None:
+        stmt = stmt.where(Order.placed_at < placed_before)
+    if after is not None:
+        stmt = stmt.where(Order.id < after)
+    return (await session.execute(stmt.order_by(Order.id.desc()).limit(limit))).scalars().all()
+
+
+async def known_identities(
+    session: AsyncSession, tenant_id: uuid.UUID, anonymous_ids: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    if not anonymous_ids:
+        return {}
+    rows = await session.execute(
+        select(CustomerIdentity.anonymous_id, CustomerIdentity.customer_id).where(
+            CustomerIdentity.tenant_id == tenant_id,
+            CustomerIdentity.anonymous_id.in_(sorted(set(anonymous_ids))),
+        )
+    )
+    return {k: v for k, v in rows}
+
+
+async def link_identities(
+    session: AsyncSession, tenant_id: uuid.UUID, links: dict[str, uuid.UUID]
+) -> set[uuid.UUID]:
+    """Record anonymous -> customer (the first link wins), and move the anonymous visitor's
+    earlier events onto the customer. Returns the customers whose events changed."""
+    if not links:
+        return set()
+    await session.execute(
+        insert(CustomerIdentity)
+        .values(
+            [
+                {"tenant_id": tenant_id, "anonymous_id": a, "customer_id": c}
+                for a, c in sorted(links.items())
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    resolved = await known_identities(session, tenant_id, list(links))
+    moved = await session.execute(
+        update(Event)
+        .where(
+            Event.tenant_id == tenant_id,
+            Event.customer_id.is_(None),
+            Event.anonymous_id.in_(list(resolved)),
+        )
+        .values(
+            customer_id=select(CustomerIdentity.customer_id)
+            .where(
+                CustomerIdentity.tenant_id == tenant_id,
+                CustomerIdentity.anonymous_id == Event.anonymous_id,
+            )
+            .scalar_subquery()
+        )
+        .returning(Event.customer_id)
+    )
+    return {cid for (cid,) in moved if cid is not None}
+
+
+async def insert_events(
+    session: AsyncSession, tenant_id: uuid.UUID, rows: list[dict[str, Any]]
+) -> set[str]:
+    """Store events; ones whose id is stored already are skipped. Returns the stored ids."""
+    stored: set[str] = set()
+    # 10 columns a row; asyncpg allows 32767 parameters a statement.
+    for start in range(0, len(rows), 3000):
+        chunk = rows[start : start + 3000]
+        result = await session.execute(
+            insert(Event)
+            .values([{"tenant_id": tenant_id, **r} for r in chunk])
+            .on_conflict_do_nothing(index_elements=[Event.tenant_id, Event.external_id])
+            .returning(Event.external_id)
+        )
+        stored |= set(result.scalars())
+    return stored
+
+
+async def record_delivery(
+    session: AsyncSession, tenant_id: uuid.UUID, source: str, delivery_id: str, topic: str
+) -> bool:
+    """Claim a webhook delivery id; False when it was seen (and applied) before."""
+    result = await session.execute(
+        insert(WebhookDelivery)
+        .values(
+            tenant_id=tenant_id,
+            source=source,
+            delivery_id=delivery_id,
+            topic=topic,
+            outcome="received",
+        )
+        .on_conflict_do_nothing()
+        .returning(WebhookDelivery.delivery_id)
+    )
+    return result.first() is not None
+
+
+async def set_delivery_outcome(
+    session: AsyncSession, tenant_id: uuid.UUID, source: str, delivery_id: str, outcome: str
+) -> None:
+    await session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.source == source,
+            WebhookDelivery.delivery_id == delivery_id,
+        )
+        .values(outcome=outcome)
+    )
+
+
+async def delivery_outcome(
+    session: AsyncSession, tenant_id: uuid.UUID, source: str, delivery_id: str
+) -> str | None:
+    return (
+        await session.execute(
+            select(WebhookDelivery.outcome).where(
+                WebhookDelivery.tenant_id == tenant_id,
+                WebhookDelivery.source == source,
+                WebhookDelivery.delivery_id == delivery_id,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def purge_deliveries(
+    session: AsyncSession, tenant_id: uuid.UUID, older_than: timedelta
+) -> int:
+    result = await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.tenant_id == tenant_id,
+            WebhookDelivery.received_at < func.now() - older_than,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

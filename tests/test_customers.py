@@ -1,0 +1,185 @@
+"""Profiles: upsert by external id, typed facts with sources, computed behaviour, filters,
+edits, erasure, export and timeline."""
+
+from __future__ import annotations
+
+from tests.factories.store import customer, event, order
+from tests.helpers import auth
+from tests.test_auth import assert_problem
+
+
+async def test_upsert_creates_then_updates_by_external_id(client, tenant):
+    h = auth(tenant.api_key)
+    first = await client.post("/v1/customers", json=customer("c-1"), headers=h)
+    assert first.status_code == 201, first.text
+    assert first.json()["outcome"] == "created"
+    profile = first.json()["customer"]
+    assert profile["external_id"] == "c-1"
+    assert profile["demographic"]["gender"] == "female"
+    assert profile["geographic"]["country"] == "VN"
+    assert profile["psychographic"]["interests"] == ["yoga", "cooking"]
+    assert profile["sources"]["gender"]["source"] == "store"
+    assert profile["created_at"].startswith("2026-01-05T02:00:00")  # stored in UTC
+
+    second = await client.post(
+        "/v1/customers", json={"external_id": "c-1", "city": "Hanoi"}, headers=h
+    )
+    assert second.status_code == 200
+    assert second.json()["outcome"] == "updated"
+    updated = second.json()["customer"]
+    assert updated["id"] == profile["id"]
+    assert updated["geographic"]["city"] == "Hanoi"
+    assert updated["demographic"]["gender"] == "female"  # a field not sent is kept
+
+
+async def test_behaviour_is_computed_from_orders_and_events(client, tenant):
+    h = auth(tenant.api_key)
+    await client.post("/v1/customers", json=customer("c-1"), headers=h)
+    await client.post("/v1/customers", json=customer("c-2", referred_by="c-1"), headers=h)
+    for total in ("10.00", "30.00"):
+        r = await client.post("/v1/orders", json=order("c-1", total=total), headers=h)
+        assert r.status_code == 201, r.text
+    await client.post("/v1/orders", json=order("c-1", total="99.00", status="refunded"), headers=h)
+    await client.post(
+        "/v1/events",
+        json={
+            "events": [event(customer_external_id="c-1", device="desktop") for _ in range(3)]
+            + [event(customer_external_id="c-1", device="mobile")]
+        },
+        headers=h,
+    )
+    b = (await client.get("/v1/customers/ext:c-1", headers=h)).json()["behaviour"]
+    assert b["order_count"] == 2
+    assert b["total_spent"] == "40.00"
+    assert b["average_order_value"] == "20.00"
+    assert b["refund_count"] == 1
+    assert b["refunded_amount"] == "99.00"
+    assert b["top_categories"] == ["accessories", "skincare"]
+    assert b["preferred_device"] == "desktop"
+    assert b["preferred_order_channel"] == "web"
+    assert b["referral_count"] == 1
+    assert b["days_since_last_order"] == 10
+
+
+async def test_list_filters_on_typed_and_computed_facts(client, tenant):
+    h = auth(tenant.api_key)
+    await client.post("/v1/customers", json=customer("vn", country="VN"), headers=h)
+    await client.post("/v1/customers", json=customer("us", country="US", gender="male"), headers=h)
+    await client.post("/v1/orders", json=order("us", total="500.00"), headers=h)
+
+    def ids(response):
+        assert response.status_code == 200, response.text
+        return [c["external_id"] for c in response.json()["items"]]
+
+    assert ids(await client.get("/v1/customers?country=VN", headers=h)) == ["vn"]
+    assert ids(await client.get("/v1/customers?gender=male", headers=h)) == ["us"]
+    assert ids(await client.get("/v1/customers?min_total_spent=100", headers=h)) == ["us"]
+    assert ids(await client.get("/v1/customers?interest=yoga&min_orders=1", headers=h)) == ["us"]
+    assert ids(await client.get("/v1/customers?sort=-total_spent", headers=h)) == ["us", "vn"]
+    assert_problem(await client.get("/v1/customers?countyr=VN", headers=h), 422)
+    assert_problem(await client.get("/v1/customers?country=XX", headers=h), 422)
+
+
+async def test_list_pages_by_cursor_in_sort_order(client, tenant):
+    h = auth(tenant.api_key)
+    for n in range(7):
+        await client.post("/v1/customers", json=customer(f"p{n}"), headers=h)
+        await client.post("/v1/orders", json=order(f"p{n}", total=f"{(n % 3) * 10}.00"), headers=h)
+    seen, cursor = [], None
+    while True:
+        url = "/v1/customers?sort=-total_spent&limit=3" + (f"&cursor={cursor}" if cursor else "")
+        body = (await client.get(url, headers=h)).json()
+        seen += [(c["behaviour"]["total_spent"], c["external_id"]) for c in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 7
+    assert len({e for _, e in seen}) == 7
+    assert [float(s) for s, _ in seen] == sorted((float(s) for s, _ in seen), reverse=True)
+
+
+async def test_patch_merges_and_marks_manual(client, tenant):
+    h = auth(tenant.api_key)
+    await client.post("/v1/customers", json=customer("c-1"), headers=h)
+    r = await client.patch(
+        "/v1/customers/ext:c-1",
+        json={"occupation": "teacher", "traits": {"vip": True}},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["demographic"]["occupation"] == "teacher"
+    assert body["demographic"]["gender"] == "female"
+    assert body["sources"]["occupation"]["source"] == "manual"
+    assert body["sources"]["gender"]["source"] == "store"
+    assert body["traits"] == {"vip": True}
+    assert_problem(
+        await client.patch("/v1/customers/ext:c-1", json={"shoe_size": 42}, headers=h), 422
+    )
+
+
+async def test_anonymous_events_join_the_profile_when_identified(client, tenant):
+    h = auth(tenant.api_key)
+    await client.post("/v1/customers", json=customer("c-1"), headers=h)
+    anon = [event("product_view", anonymous_id="anon-9") for _ in range(2)]
+    r = await client.post("/v1/events", json={"events": anon}, headers=h)
+    assert r.json()["accepted"] == 2
+    timeline = (await client.get("/v1/customers/ext:c-1/timeline", headers=h)).json()
+    assert timeline["items"] == []
+    ident = await client.post(
+        "/v1/identify",
+        json={"anonymous_id": "anon-9", "customer_external_id": "c-1"},
+        headers=h,
+    )
+    assert ident.status_code == 204
+    later = event("add_to_cart", anonymous_id="anon-9")  # after identify: joins at once
+    await client.post("/v1/events", json=later, headers=h)
+    items = (await client.get("/v1/customers/ext:c-1/timeline", headers=h)).json()["items"]
+    assert sorted(i["summary"] for i in items) == ["add_to_cart", "product_view", "product_view"]
+
+
+async def test_erasure_removes_everything_and_a_late_update_cannot_revive(
+    client, tenant, owner_engine
+):
+    from sqlalchemy import text
+
+    h = auth(tenant.api_key)
+    await client.post(
+        "/v1/customers", json=customer("c-1", email="erase.me@example.com"), headers=h
+    )
+    await client.post("/v1/orders", json=order("c-1"), headers=h)
+    await client.post(
+        "/v1/events", json=event(customer_external_id="c-1", anonymous_id="anon-1"), headers=h
+    )
+    await client.post("/v1/events", json=event(anonymous_id="anon-1"), headers=h)
+    exported = (await client.get("/v1/customers/ext:c-1/export", headers=h)).json()
+    assert exported["customer"]["contact"]["email"] == "erase.me@example.com"
+    assert len(exported["orders"]) == 1
+    assert len(exported["events"]) == 2
+    assert exported["identities"] == ["anon-1"]
+
+    assert (await client.delete("/v1/customers/ext:c-1", headers=h)).status_code == 204
+    assert_problem(await client.get("/v1/customers/ext:c-1", headers=h), 404)
+    async with owner_engine.connect() as conn:
+        for table in ("customers", "orders", "order_items", "events", "identities"):
+            assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
+    late = await client.post(
+        "/v1/customers", json=customer("c-1", email="erase.me@example.com"), headers=h
+    )
+    assert late.status_code == 200
+    assert late.json() == {"outcome": "ignored_erased", "customer": None}
+    late_order = await client.post("/v1/orders", json=order("c-1"), headers=h)
+    assert late_order.json()["outcome"] == "ignored_erased"
+    async with owner_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM customers")) == 0
+
+
+async def test_stale_update_is_ignored_and_says_so(client, tenant):
+    h = auth(tenant.api_key)
+    new = customer("c-1", city="Hanoi", updated_at="2026-03-02T00:00:00Z")
+    old = customer("c-1", city="Da Nang", updated_at="2026-03-01T00:00:00Z")
+    assert (await client.post("/v1/customers", json=new, headers=h)).status_code == 201
+    r = await client.post("/v1/customers", json=old, headers=h)
+    assert r.json()["outcome"] == "ignored_stale"
+    profile = (await client.get("/v1/customers/ext:c-1", headers=h)).json()
+    assert profile["geographic"]["city"] == "Hanoi"
