@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from services.api import problems
 from services.api.middleware import RequestContextMiddleware
-from services.api.routers import customers, events, health, jobs, orders
+from services.api.routers import customers, events, health, jobs, orders, webhooks
 from shared.db.engine import app_url, make_engine, make_sessionmaker
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(webhooks.router)
     for router in API_ROUTERS:
         app.include_router(router, responses=problems.responses(*problems.COMMON))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

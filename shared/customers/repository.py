@@ -22,7 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import Customer, CustomerIdentity, Event, Order, OrderItem, Tombstone
+from shared.models import (
+    Customer,
+    CustomerIdentity,
+    Event,
+    ImportChunk,
+    Order,
+    OrderItem,
+    Tombstone,
+)
 
 
 def external_id_digest(external_id: str) -> bytes:
@@ -283,3 +291,25 @@ async def erase(session: AsyncSession, tenant_id: uuid.UUID, customer: Customer)
         .values(referred_by=None)
     )
     await add_tombstone(session, tenant_id, customer.external_id)
+
+
+async def fill_gaps(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    values: dict[str, Any],
+    sources: dict[str, Any],
+) -> None:
+    """Set facts the customer does not have yet; never overwrite one that is set."""
+    customer = await get(session, tenant_id, customer_id)
+    if customer is None:
+        return
+    missing = {k: v for k, v in values.items() if v is not None and getattr(customer, k) is None}
+    if missing:
+        await patch(session, tenant_id, customer_id, missing, {k: sources[k] for k in missing})
+
+
+async def erase_all(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Every customer, order and event of the tenant (the tenant and its keys remain)."""
+    for model in (Event, Customer, ImportChunk):
+        await session.execute(delete(model).where(model.tenant_id == tenant_id))

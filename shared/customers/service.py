@@ -429,3 +429,17 @@ async def list_(
     return await repository.list_(
         session, tenant_id, conditions(filters), sort_key(filters.sort), after, limit
     )
+
+
+async def fill_gaps(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, values: dict[str, Any]
+) -> None:
+    """Facts from a side channel (an order's customer stub) that only fill empty fields."""
+    fields = sorted(values)
+    await repository.fill_gaps(
+        session, tenant_id, customer_id, values, _provenance(fields, FactSource.store, None)
+    )
+
+
+async def erase_tenant_data(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    await repository.erase_all(session, tenant_id)
