@@ -28,8 +28,9 @@ async def send_generic(client, tenant, payload, *, msg_id=None, timestamp=None, 
         "webhook-signature": sign_standard(secret or tenant.webhook_secret, msg_id, ts, body),
         "content-type": "application/json",
     }
-    return await client.post(f"/v1/webhooks/generic/{tenant.tenant_id}", content=body,
-                             headers=headers)
+    return await client.post(
+        f"/v1/webhooks/generic/{tenant.tenant_id}", content=body, headers=headers
+    )
 
 
 async def send_shopify(client, tenant, topic, payload, *, event_id=None):
@@ -42,8 +43,9 @@ async def send_shopify(client, tenant, topic, payload, *, event_id=None):
         "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
         "content-type": "application/json",
     }
-    return await client.post(f"/v1/webhooks/shopify/{tenant.tenant_id}", content=body,
-                             headers=headers)
+    return await client.post(
+        f"/v1/webhooks/shopify/{tenant.tenant_id}", content=body, headers=headers
+    )
 
 
 def fixture(topic: str) -> dict:
@@ -85,8 +87,7 @@ async def test_equal_timestamps_are_broken_by_delivery_id(client, tenant):
     a = customer("c-1", city="A-city", updated_at=at)
     b = customer("c-1", city="B-city", updated_at=at)
     await send_generic(client, tenant, {"type": "customer.updated", "data": b}, msg_id="msg_b")
-    r = await send_generic(client, tenant, {"type": "customer.updated", "data": a},
-                           msg_id="msg_a")
+    r = await send_generic(client, tenant, {"type": "customer.updated", "data": a}, msg_id="msg_a")
     assert r.json()["outcome"] == "ignored_stale"
     got = await client.get("/v1/customers/ext:c-1", headers=auth(tenant.api_key))
     assert got.json()["geographic"]["city"] == "B-city"
@@ -96,19 +97,22 @@ async def test_bad_signature_stale_timestamp_and_unknown_tenant_are_the_same_401
     client, tenant, owner_engine
 ):
     payload = {"type": "customer.created", "data": customer("c-1")}
-    wrong = await send_generic(client, tenant, payload,
-                               secret="whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=")
+    wrong = await send_generic(
+        client, tenant, payload, secret="whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+    )
     stale = await send_generic(client, tenant, payload, timestamp=time.time() - 301)
     future = await send_generic(client, tenant, payload, timestamp=time.time() + 301)
     tampered_body = json.dumps(payload).encode()
     ts = int(time.time())
     sig = sign_standard(tenant.webhook_secret, "msg_x", ts, tampered_body)
     tampered = await client.post(
-        f"/v1/webhooks/generic/{tenant.tenant_id}", content=tampered_body + b" ",
+        f"/v1/webhooks/generic/{tenant.tenant_id}",
+        content=tampered_body + b" ",
         headers={"webhook-id": "msg_x", "webhook-timestamp": str(ts), "webhook-signature": sig},
     )
     unknown = await client.post(
-        f"/v1/webhooks/generic/{uuid.uuid4()}", content=tampered_body,
+        f"/v1/webhooks/generic/{uuid.uuid4()}",
+        content=tampered_body,
         headers={"webhook-id": "msg_x", "webhook-timestamp": str(ts), "webhook-signature": sig},
     )
     details = {assert_problem(r, 401)["detail"] for r in (wrong, stale, future, tampered, unknown)}
@@ -119,30 +123,36 @@ async def test_bad_signature_stale_timestamp_and_unknown_tenant_are_the_same_401
 
 async def test_a_late_update_after_deletion_does_not_revive(client, tenant):
     await send_generic(client, tenant, {"type": "customer.created", "data": customer("c-1")})
-    await send_generic(client, tenant, {"type": "customer.deleted",
-                                        "data": {"external_id": "c-1"}})
-    late = await send_generic(client, tenant, {"type": "customer.updated",
-                                               "data": customer("c-1", city="Hue")})
+    await send_generic(client, tenant, {"type": "customer.deleted", "data": {"external_id": "c-1"}})
+    late = await send_generic(
+        client, tenant, {"type": "customer.updated", "data": customer("c-1", city="Hue")}
+    )
     assert late.json()["outcome"] == "ignored_erased"
     assert_problem(await client.get("/v1/customers/ext:c-1", headers=auth(tenant.api_key)), 404)
 
 
 async def test_generic_events_and_identify(client, tenant):
     anon = event("product_view", anonymous_id="anon-1")
-    assert (await send_generic(client, tenant, {"type": "event.tracked", "data": anon})
-            ).json()["outcome"] == "applied"
+    assert (await send_generic(client, tenant, {"type": "event.tracked", "data": anon})).json()[
+        "outcome"
+    ] == "applied"
     await send_generic(client, tenant, {"type": "customer.created", "data": customer("c-1")})
-    r = await send_generic(client, tenant, {"type": "identify", "data": {
-        "anonymous_id": "anon-1", "customer_external_id": "c-1"}})
+    r = await send_generic(
+        client,
+        tenant,
+        {"type": "identify", "data": {"anonymous_id": "anon-1", "customer_external_id": "c-1"}},
+    )
     assert r.json()["outcome"] == "applied"
-    items = (await client.get("/v1/customers/ext:c-1/timeline",
-                              headers=auth(tenant.api_key))).json()["items"]
+    items = (
+        await client.get("/v1/customers/ext:c-1/timeline", headers=auth(tenant.api_key))
+    ).json()["items"]
     assert [i["summary"] for i in items] == ["product_view"]
 
 
 async def test_malformed_generic_delivery_is_422_and_stores_nothing(client, tenant, owner_engine):
-    bad = await send_generic(client, tenant, {"type": "order.created",
-                                              "data": order("c-1", total="-5")})
+    bad = await send_generic(
+        client, tenant, {"type": "order.created", "data": order("c-1", total="-5")}
+    )
     body = assert_problem(bad, 422)
     assert body["errors"][0]["loc"][-1] == "total"
     unknown_type = await send_generic(client, tenant, {"type": "nope", "data": {}})
@@ -189,9 +199,13 @@ async def test_shopify_replay_by_event_id_is_applied_once(client, tenant, owner_
 async def test_shopify_bad_hmac_is_401(client, tenant):
     body = json.dumps(fixture("customers/create")).encode()
     r = await client.post(
-        f"/v1/webhooks/shopify/{tenant.tenant_id}", content=body,
-        headers={"X-Shopify-Topic": "customers/create", "X-Shopify-Hmac-Sha256": "bm9wZQ==",
-                 "X-Shopify-Webhook-Id": "w-1"},
+        f"/v1/webhooks/shopify/{tenant.tenant_id}",
+        content=body,
+        headers={
+            "X-Shopify-Topic": "customers/create",
+            "X-Shopify-Hmac-Sha256": "bm9wZQ==",
+            "X-Shopify-Webhook-Id": "w-1",
+        },
     )
     assert_problem(r, 401)
 
