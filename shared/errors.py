@@ -54,3 +54,7 @@ class Conflict(DomainError):
 
 class Unavailable(DomainError):
     status, title, slug = 503, "Service unavailable", "unavailable"
+
+
+class UnsupportedMediaType(DomainError):
+    status, title, slug = 415, "Unsupported media type", "unsupported-media-type"

@@ -41,6 +41,8 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     default_page_size: int = 50
     max_page_size: int = 500
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_import_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 class Settings(BaseSettings):

@@ -12,14 +12,20 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from services.api import problems
-from services.api.middleware import RequestContextMiddleware
-from services.api.routers import customers, events, health, jobs, orders, webhooks
+from services.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from services.api.routers import customers, events, health, imports, jobs, orders, webhooks
 from shared.db.engine import app_url, make_engine, make_sessionmaker
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
 
-API_ROUTERS = (customers.router, orders.router, events.router, jobs.router)
+API_ROUTERS = (
+    customers.router,
+    orders.router,
+    events.router,
+    imports.router,
+    jobs.router,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,6 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         max_age=600,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.api.max_body_bytes,
+        imports=settings.api.max_import_bytes,
     )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

@@ -9,8 +9,10 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import problems
@@ -78,3 +80,62 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class _TooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body parsing passes it on instead of calling it a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The body is larger than this endpoint accepts ({limit} bytes).")
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the limit with a 413 problem, before or while they stream in, so a
+    50 MB post cannot tie up memory. Bulk imports get their own, larger, limit."""
+
+    def __init__(self, app: ASGIApp, *, default: int, imports: int) -> None:
+        self.app = app
+        self.default = default
+        self.imports = imports
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.imports if scope["path"].startswith("/v1/imports") else self.default
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await _too_large(limit)(scope, receive, send)
+
+
+def _too_large(limit: int) -> Any:
+    return problems.problem_response(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"The body is larger than this endpoint accepts ({limit} bytes).",
+    )

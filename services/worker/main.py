@@ -18,6 +18,7 @@ from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db.engine import app_url, make_engine, make_sessionmaker
+from shared.ingest import jobs as ingest_jobs
 from shared.jobs import runner, system
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 HEALTH_CHECK_INTERVAL_S = 30
 
 # Every job kind the worker runs, listed explicitly.
-KINDS: tuple[runner.JobKind, ...] = (system.SELFTEST,)
+KINDS: tuple[runner.JobKind, ...] = (system.SELFTEST, ingest_jobs.IMPORT)
 
 
 class WorkerContext(TypedDict, total=False):

@@ -11,7 +11,14 @@ from sqlalchemy import delete, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import CustomerIdentity, Event, Order, OrderItem, WebhookDelivery
+from shared.models import (
+    CustomerIdentity,
+    Event,
+    ImportChunk,
+    Order,
+    OrderItem,
+    WebhookDelivery,
+)
 
 
 async def upsert_orders(
@@ -255,3 +262,11 @@ async def purge_deliveries(
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def insert_chunk(
+    session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UUID, seq: int, data: bytes
+) -> None:
+    await session.execute(
+        insert(ImportChunk).values(tenant_id=tenant_id, job_id=job_id, seq=seq, data=data)
+    )

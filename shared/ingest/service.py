@@ -5,7 +5,7 @@ set-based for exactly the customers a batch touched."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.customers import repository as customers_repo
 from shared.customers import stats
-from shared.errors import NotFound
+from shared.errors import InvalidInput, NotFound, UnsupportedMediaType
 from shared.ingest import repository
+from shared.ingest.imports import ImportFormat, ImportKind
 from shared.ingest.schemas import (
     EventIn,
     EventsAccepted,
@@ -25,7 +26,9 @@ from shared.ingest.schemas import (
     OrderItemRead,
     OrderRead,
 )
-from shared.models import Order
+from shared.jobs import service as jobs
+from shared.jobs.queue import JobQueue
+from shared.models import Job, Order
 
 
 @dataclass(frozen=True)
@@ -196,3 +199,41 @@ async def get_order(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> Or
     if order is None:
         raise NotFound("No order with this id.")
     return (await read_orders(session, tenant_id, [order]))[0]
+
+
+CHUNK_BYTES = 1024 * 1024
+
+
+async def start_import(
+    session: AsyncSession,
+    queue: JobQueue,
+    tenant_id: uuid.UUID,
+    kind: ImportKind,
+    fmt: ImportFormat | None,
+    body: AsyncIterator[bytes],
+) -> Job:
+    """Store the upload in 1 MiB chunks as it streams in, then queue the import job."""
+    if fmt is None:
+        raise UnsupportedMediaType(
+            "Send the file as text/csv or application/x-ndjson, or give ?format=."
+        )
+    job = await jobs.create(session, queue, tenant_id, "ingest.import", {})
+    seq = size = 0
+    buffer = bytearray()
+    async for part in body:
+        buffer += part
+        size += len(part)
+        while len(buffer) >= CHUNK_BYTES:
+            await repository.insert_chunk(
+                session, tenant_id, job.id, seq, bytes(buffer[:CHUNK_BYTES])
+            )
+            del buffer[:CHUNK_BYTES]
+            seq += 1
+    if buffer:
+        await repository.insert_chunk(session, tenant_id, job.id, seq, bytes(buffer))
+        seq += 1
+    if size == 0:
+        raise InvalidInput("The file is empty.")
+    job.params = {"kind": kind.value, "format": fmt.value, "chunks": seq, "bytes": size}
+    await session.flush()
+    return job
