@@ -35,6 +35,8 @@ class WorkerSettings(BaseModel):
     max_tries: int = 3
     outbox_interval_s: float = 1.0
     outbox_min_age_s: float = 2.0
+    # Delivery ids are remembered this long (never less than 3 days) to drop replays.
+    webhook_retention_days: int = 7
 
 
 class ApiSettings(BaseModel):

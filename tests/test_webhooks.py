@@ -232,3 +232,27 @@ async def test_shopify_privacy_topics(client, tenant, owner_engine):
         for table in ("customers", "orders", "events"):
             assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0
     assert (await client.get("/v1/jobs", headers=h)).status_code == 200  # the key still works
+
+
+async def test_delivery_ids_are_kept_three_days_then_purged(client, tenant, owner_engine, app):
+    from services.worker.main import purge_webhook_deliveries
+
+    payload = {"type": "customer.created", "data": customer("c-1")}
+    await send_generic(client, tenant, payload, msg_id="msg_old")
+    await send_generic(client, tenant, payload, msg_id="msg_recent")
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE webhook_deliveries SET received_at = now() - interval '8 days' "
+                "WHERE delivery_id = 'msg_old'"
+            )
+        )
+    ctx = {"settings": app.state.settings, "sessionmaker": app.state.sessionmaker}
+    assert await purge_webhook_deliveries(ctx) == 1
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE webhook_deliveries SET received_at = now() - interval '2 days 23 hours'")
+        )
+    assert await purge_webhook_deliveries(ctx) == 0  # younger than 3 days: always kept
+    again = await send_generic(client, tenant, payload, msg_id="msg_recent")
+    assert again.json()["outcome"] == "duplicate"

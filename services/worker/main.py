@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
-from arq import Retry, Worker, func
+from arq import Retry, Worker, cron, func
 from arq.constants import health_check_key_suffix
 from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.db.engine import app_url, make_engine, make_sessionmaker
+from shared.db.engine import app_url, make_engine, make_sessionmaker, unit_of_work
 from shared.ingest import jobs as ingest_jobs
+from shared.ingest import repository as ingest_repo
 from shared.jobs import runner, system
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
@@ -49,6 +50,13 @@ def _arq_function(kind: runner.JobKind) -> Any:
 
     coroutine: WorkerCoroutine = job
     return func(coroutine, name=kind.name, timeout=kind.timeout_s, max_tries=kind.max_tries + 1)
+
+
+async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
+    """Nightly: forget webhook delivery ids past the retention (at least 3 days)."""
+    settings: Settings = ctx["settings"]
+    async with unit_of_work(ctx["sessionmaker"]) as session:
+        return await ingest_repo.purge_deliveries(session, settings.worker.webhook_retention_days)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -88,6 +96,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
 
     options: dict[str, Any] = {
         "functions": [_arq_function(k) for k in KINDS],
+        "cron_jobs": [cron(purge_webhook_deliveries, hour=3, minute=17, run_at_startup=False)],
         "queue_name": settings.worker.queue_name,
         "redis_pool": redis,
         "on_startup": on_startup,

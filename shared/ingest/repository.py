@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, or_, select, tuple_, update
+from sqlalchemy import delete, func, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,16 +252,12 @@ async def delivery_outcome(
     ).scalar_one_or_none()
 
 
-async def purge_deliveries(
-    session: AsyncSession, tenant_id: uuid.UUID, older_than: timedelta
-) -> int:
+async def purge_deliveries(session: AsyncSession, keep_days: int) -> int:
+    """Forget delivery ids older than `keep_days` (at least 3), across tenants."""
     result = await session.execute(
-        delete(WebhookDelivery).where(
-            WebhookDelivery.tenant_id == tenant_id,
-            WebhookDelivery.received_at < func.now() - older_than,
-        )
+        text("SELECT portrait_purge_webhook_deliveries(:days)"), {"days": keep_days}
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.scalar_one())
 
 
 async def insert_chunk(
