@@ -97,6 +97,103 @@ def cmd_tenants_create(args: argparse.Namespace) -> None:
     del servers
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Create a tenant (as the owner, like `tenants create`) and load a generated store into it
+    as the app role, so the load runs under row-level security exactly as ingest does."""
+    from sqlalchemy import text
+
+    from shared.db.engine import app_url, make_engine, make_sessionmaker, owner_url, unit_of_work
+    from shared.db.migrate import upgrade
+    from shared.errors import DomainError
+    from shared.ingest import demo_loader
+    from shared.ingest.demo import DemoConfig, DemoStore, generate
+    from shared.tenants import service as tenants
+    from shared.tenants.schemas import TenantCreate
+
+    if args.customers < 1:
+        sys.exit("portrait: --customers must be at least 1")
+    try:
+        data = TenantCreate(slug=args.slug, name=f"Demo store (seed {args.seed})")
+    except ValueError:
+        sys.exit("portrait: a slug is 2-63 lowercase letters, digits and dashes")
+    servers = ensure_servers(redis=False)
+    settings = _settings()
+    shown: dict[str, int] = {}
+    clock = {"since": time.monotonic()}
+
+    def report(kind: str, done: int, total: int) -> None:
+        """A line per tenth of each kind, and its rate when it is done."""
+        tenth = done * 10 // max(total, 1)
+        if done < total and tenth <= shown.get(kind, 0):
+            return
+        shown[kind] = tenth
+        line = f"  {kind}: {done}/{total}"
+        if done == total:
+            now = time.monotonic()
+            took, clock["since"] = now - clock["since"], now
+            line += f" in {took:.1f} s ({done / max(took, 1e-9):.0f}/s)"
+        print(line, flush=True)
+
+    async def create() -> dict[str, str]:
+        await upgrade(settings)
+        engine = make_engine(owner_url(settings), settings, pool_size=1)
+        try:
+            async with unit_of_work(make_sessionmaker(engine)) as session:
+                created = await tenants.create(session, data)
+        finally:
+            await engine.dispose()
+        return created.model_dump(mode="json")
+
+    async def load(tenant_id: str, store: DemoStore) -> dict[str, int]:
+        engine = make_engine(app_url(settings), settings, pool_size=1)
+        owner = make_engine(owner_url(settings), settings, pool_size=1)
+
+        async def analyze() -> None:  # the owner's only part in loading
+            async with owner.begin() as conn:
+                await conn.execute(text(f"ANALYZE {', '.join(demo_loader.TABLES)}"))
+
+        try:
+            return await demo_loader.load(
+                make_sessionmaker(engine), tenant_id, store, progress=report, analyze=analyze
+            )
+        finally:
+            await engine.dispose()
+            await owner.dispose()
+
+    try:
+        result = asyncio.run(create())
+    except DomainError as exc:
+        sys.exit(f"portrait: {exc.detail} Pick another with --slug.")
+    print(f"Tenant {args.slug!r} created.", flush=True)
+    try:
+        store = generate(DemoConfig(n_customers=args.customers, seed=args.seed))
+        sizes = store.sizes
+        print(
+            f"Loading a demo store (seed {args.seed}): {sizes['customers']} customers, "
+            f"{sizes['orders']} orders, {sizes['events']} events.",
+            flush=True,
+        )
+        started = clock["since"] = time.monotonic()
+        counts = asyncio.run(load(result["tenant_id"], store))
+    except (Exception, KeyboardInterrupt) as exc:
+        # The tenant exists, so its key must not be lost: show it with the failure.
+        print(json.dumps(result))
+        sys.exit(
+            f"portrait: loading the demo store into {args.slug!r} stopped "
+            f"({type(exc).__name__}: {exc}); the tenant keeps what was loaded, and its key is "
+            "the JSON line above."
+        )
+    print(
+        f"Loaded {counts['customers']} customers, {counts['orders']} orders "
+        f"({counts['order_items']} items) and {counts['events']} events "
+        f"in {time.monotonic() - started:.1f} s.",
+        flush=True,
+    )
+    print("Keep the API key and webhook secret: they are shown only now.")
+    print(json.dumps(result))
+    del servers
+
+
 def cmd_api(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -196,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("slug")
     create.add_argument("--name")
     create.set_defaults(func=cmd_tenants_create)
+
+    demo = sub.add_parser("demo", help="create a tenant holding a realistic demo store")
+    demo.add_argument(
+        "--customers", type=int, default=2000, help="customers to generate (default 2000)"
+    )
+    demo.add_argument("--seed", type=int, default=42, help="the same seed, the same store")
+    demo.add_argument("--slug", default="demo", help="the new tenant's slug (default demo)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

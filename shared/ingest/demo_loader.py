@@ -1,0 +1,132 @@
+"""Loads a generated demo store into one tenant through the same services real ingest uses.
+
+Rows go through the API's own pydantic shapes and the domain services (customers'
+`upsert_many`, `upsert_orders`, `ingest_events`), a batch per unit of work under the tenant's
+row-level security, so profiles, behaviour facts and identity stitching come out exactly as if
+a store had sent the data. Loading the same store again changes nothing: customers and orders
+are upserted by external id with the same `updated_at` (a stale update is ignored) and events
+are stored once per id. Survey answers are left out until surveys have a home.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from itertools import islice
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.customers import service as customers
+from shared.customers.schemas import CustomerIn
+from shared.db.engine import unit_of_work
+from shared.ingest import service as ingest
+from shared.ingest.demo import DemoStore, iter_customers, iter_events, iter_orders
+from shared.ingest.schemas import MAX_EVENT_BATCH, EventIn, OrderIn
+from shared.models import Customer, CustomerIdentity, Event, Order, OrderItem
+from shared.validation import FUTURE_TOLERANCE
+
+Model = TypeVar("Model", bound=BaseModel)
+Progress = Callable[[str, int, int], None]  # (kind, rows done, rows in all)
+Analyze = Callable[[], Awaitable[None]]
+
+# Rows per service call. A customer upsert binds ~32 parameters a row in one statement and
+# asyncpg allows 32767, so larger batches are split into calls of this size inside one unit of
+# work; events keep to the API's batch cap, so a batch is one the API would accept.
+_CALL_SIZE = {"customers": 800, "orders": 2000, "events": MAX_EVENT_BATCH}
+
+
+# The tables a load writes: what an `analyze` callback should ANALYZE.
+TABLES = tuple(str(m.__tablename__) for m in (Customer, CustomerIdentity, Order, OrderItem, Event))
+
+
+class DemoDataError(RuntimeError):
+    """The generator produced a row the API would refuse: a bug in the generator."""
+
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+def _validate(model: type[Model], kind: str, rows: Sequence[dict[str, Any]]) -> list[Model]:
+    out: list[Model] = []
+    for row in rows:
+        try:
+            out.append(model.model_validate(row))
+        except ValidationError as exc:
+            key = row.get("external_id") or row.get("id")
+            raise DemoDataError(
+                f"the demo generator made a {kind} row the API would refuse ({key}): {exc}"
+            ) from exc
+    return out
+
+
+async def _load_kind(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    store: DemoStore,
+    batch: int,
+    progress: Progress | None,
+    analyze: Analyze | None,
+    kind: str,
+    model: type[Model],
+    rows: Iterator[dict[str, Any]],
+    call: Callable[[AsyncSession, uuid.UUID, Sequence[Model]], Awaitable[object]],
+) -> int:
+    done, total, size = 0, store.sizes[kind], _CALL_SIZE[kind]
+    for number, raw in enumerate(_batches(rows, batch), start=1):
+        models = _validate(model, kind, raw)
+        async with unit_of_work(sessionmaker, tenant_id) as session:
+            for start in range(0, len(models), size):
+                await call(session, tenant_id, models[start : start + size])
+        done += len(models)
+        # After batches 1, 2, 4, 8 ... and the last: a few cheap ANALYZEs keep the planner's
+        # idea of the tables close to the truth while they grow from nothing.
+        if analyze is not None and (number & (number - 1) == 0 or done == total):
+            await analyze()
+        if progress is not None:
+            progress(kind, done, total)
+    return done
+
+
+async def load(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID | str,
+    store: DemoStore,
+    *,
+    batch: int = 1000,
+    progress: Progress | None = None,
+    analyze: Analyze | None = None,
+) -> dict[str, int]:
+    """Load customers, then orders, then events, `batch` rows a transaction. Returns the rows
+    handed to the services per kind (`order_items` travel inside their orders). Raises
+    `DemoDataError`, before anything is written when it can tell, if a row would be refused.
+
+    `analyze`, if given, is awaited now and then as the tables grow; it should refresh the
+    planner's statistics (`ANALYZE`, which only the tables' owner may run). Without fresh
+    statistics, PostgreSQL plans the behaviour-fact refresh and the order items' foreign-key
+    checks for near-empty tables, and a bulk load slows down quadratically (when autovacuum is
+    off, or in its first minute)."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    end = store.config.end
+    if end > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise DemoDataError(
+            f"the demo window ends {end.isoformat()}, in the future: the API refuses "
+            "timestamps more than a day ahead, so generate with an earlier `end`"
+        )
+    tid = uuid.UUID(str(tenant_id))
+    run = partial(_load_kind, sessionmaker, tid, store, batch, progress, analyze)
+    counts = {
+        "customers": await run(
+            "customers", CustomerIn, iter_customers(store), customers.upsert_many
+        ),
+        "orders": await run("orders", OrderIn, iter_orders(store), ingest.upsert_orders),
+        "events": await run("events", EventIn, iter_events(store), ingest.ingest_events),
+    }
+    counts["order_items"] = store.sizes["order_items"]
+    return counts
