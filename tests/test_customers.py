@@ -183,3 +183,33 @@ async def test_stale_update_is_ignored_and_says_so(client, tenant):
     assert r.json()["outcome"] == "ignored_stale"
     profile = (await client.get("/v1/customers/ext:c-1", headers=h)).json()
     assert profile["geographic"]["city"] == "Hanoi"
+
+
+async def test_timeline_pages_lose_no_entry_that_shares_a_timestamp(client, tenant):
+    h = auth(tenant.api_key)
+    at = "2026-03-01T10:00:00+00:00"
+    await client.post("/v1/orders", json=order("c-1", placed_at=at), headers=h)
+    batch = [event("purchase", customer_external_id="c-1", occurred_at=at) for _ in range(4)]
+    batch.append(event("page_view", customer_external_id="c-1"))
+    await client.post("/v1/events", json={"events": batch}, headers=h)
+    seen, cursor = [], None
+    for _ in range(10):
+        url = "/v1/customers/ext:c-1/timeline?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = (await client.get(url, headers=h)).json()
+        seen += [(i["kind"], i["id"]) for i in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(seen) == 6
+    assert len(set(seen)) == 6
+
+
+async def test_a_large_batch_of_customers_is_upserted_in_one_call(app, tenant):
+    from shared.customers import service as customers
+    from shared.customers.schemas import CustomerIn
+    from shared.db.engine import unit_of_work
+
+    many = [CustomerIn.model_validate(customer(f"bulk-{n}")) for n in range(1500)]
+    async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
+        results = await customers.upsert_many(session, tenant.tenant_id, many)
+    assert [r.outcome.value for r in results].count("created") == 1500

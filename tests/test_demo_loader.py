@@ -83,18 +83,12 @@ async def test_loaded_demo_store_shows_the_generators_customers_orders_and_journ
     app, client, make_tenant, owner_engine, store
 ):
     tenant = await make_tenant()
-
-    async def analyze() -> None:
-        async with owner_engine.begin() as conn:
-            await conn.execute(text(f"ANALYZE {', '.join(TABLES)}"))
-
     seen: list[tuple[str, int, int]] = []
     counts = await load(
         app.state.sessionmaker,
         tenant.tenant_id,
         store,
         progress=lambda *p: seen.append(p),
-        analyze=analyze,
     )
     assert counts == {k: store.sizes[k] for k in ("customers", "orders", "order_items", "events")}
     kinds = [kind for kind, *_ in seen]

@@ -100,8 +100,6 @@ def cmd_tenants_create(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     """Create a tenant (as the owner, like `tenants create`) and load a generated store into it
     as the app role, so the load runs under row-level security exactly as ingest does."""
-    from sqlalchemy import text
-
     from shared.db.engine import app_url, make_engine, make_sessionmaker, owner_url, unit_of_work
     from shared.db.migrate import upgrade
     from shared.errors import DomainError
@@ -146,19 +144,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     async def load(tenant_id: str, store: DemoStore) -> dict[str, int]:
         engine = make_engine(app_url(settings), settings, pool_size=1)
-        owner = make_engine(owner_url(settings), settings, pool_size=1)
-
-        async def analyze() -> None:  # the owner's only part in loading
-            async with owner.begin() as conn:
-                await conn.execute(text(f"ANALYZE {', '.join(demo_loader.TABLES)}"))
-
         try:
             return await demo_loader.load(
-                make_sessionmaker(engine), tenant_id, store, progress=report, analyze=analyze
+                make_sessionmaker(engine), tenant_id, store, progress=report
             )
         finally:
             await engine.dispose()
-            await owner.dispose()
 
     try:
         result = asyncio.run(create())

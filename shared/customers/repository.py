@@ -32,6 +32,8 @@ from shared.models import (
     Tombstone,
 )
 
+PAGE = 500
+
 
 def external_id_digest(external_id: str) -> bytes:
     return hashlib.sha256(external_id.encode()).digest()
@@ -67,7 +69,7 @@ async def upsert(
     Returns {external_id: (id, inserted)} for the rows that were applied."""
     if not rows:
         return {}
-    stmt = insert(Customer).values([{"tenant_id": tenant_id, **row} for row in rows])
+    stmt = insert(Customer)
     ex = stmt.excluded
     sets: dict[str, Any] = {f: ex[f] for f in fields if f != "traits"}
     if "traits" in fields:
@@ -93,8 +95,13 @@ async def upsert(
         # xmax is 0 on a freshly inserted row version, non-zero on one ON CONFLICT updated.
         literal_column("(xmax = 0)").label("inserted"),
     )
-    result = await session.execute(upsert_stmt)
-    return {ext: (cid, inserted) for ext, cid, inserted in result}
+    applied: dict[str, tuple[uuid.UUID, bool]] = {}
+    # Pages small enough for asyncpg's 32767 parameters at ~40 columns a row.
+    for start in range(0, len(rows), PAGE):
+        page = [{"tenant_id": tenant_id, **row} for row in rows[start : start + PAGE]]
+        result = await session.execute(upsert_stmt.values(page))
+        applied.update({ext: (cid, inserted) for ext, cid, inserted in result})
+    return applied
 
 
 async def ensure(
@@ -226,12 +233,16 @@ async def orders_of(
     customer_id: uuid.UUID,
     *,
     before: datetime | None = None,
+    at: datetime | None = None,
     limit: int | None = None,
 ) -> tuple[Sequence[Order], Sequence[OrderItem]]:
-    """Orders (oldest first; newest first when paging with `limit`) and their items."""
+    """Orders (oldest first; newest first when paging with `limit`) and their items; placed
+    strictly `before` a time, or exactly `at` one."""
     stmt = select(Order).where(Order.tenant_id == tenant_id, Order.customer_id == customer_id)
     if before is not None:
         stmt = stmt.where(Order.placed_at < before)
+    if at is not None:
+        stmt = stmt.where(Order.placed_at == at)
     if limit is not None:
         stmt = stmt.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit)
     else:
@@ -251,12 +262,15 @@ async def events_of(
     customer_id: uuid.UUID,
     *,
     before_at: datetime | None = None,
+    at: datetime | None = None,
     limit: int | None = None,
 ) -> Sequence[Event]:
-    """Newest first."""
+    """Newest first; strictly `before_at` a time, or exactly `at` one."""
     stmt = select(Event).where(Event.tenant_id == tenant_id, Event.customer_id == customer_id)
     if before_at is not None:
         stmt = stmt.where(Event.occurred_at < before_at)
+    if at is not None:
+        stmt = stmt.where(Event.occurred_at == at)
     stmt = stmt.order_by(Event.occurred_at.desc(), Event.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)

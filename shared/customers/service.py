@@ -280,19 +280,28 @@ async def timeline(
     raw: str,
     *,
     limit: int,
-    before: datetime | None,
+    after: tuple[datetime, str, str] | None,
 ) -> list[TimelineEntry]:
-    """Orders and events, newest first, `limit` of them before `before`."""
+    """Orders and events, newest first: `limit` of them after the entry keyed
+    (at, kind, id) = `after`. Entries sharing a timestamp are ordered by kind and id, so a
+    page boundary between them loses none."""
     customer = await resolve(session, tenant_id, raw)
+    before = after[0] if after else None
     orders, items = await repository.orders_of(
         session, tenant_id, customer.id, before=before, limit=limit
     )
-    by_order: dict[uuid.UUID, list[Any]] = {}
-    for item in items:
-        by_order.setdefault(item.order_id, []).append(item)
     events = await repository.events_of(
         session, tenant_id, customer.id, before_at=before, limit=limit
     )
+    if before is not None:  # the rest of the boundary timestamp
+        tied_orders, tied_items = await repository.orders_of(
+            session, tenant_id, customer.id, at=before
+        )
+        orders, items = [*tied_orders, *orders], [*tied_items, *items]
+        events = [*await repository.events_of(session, tenant_id, customer.id, at=before), *events]
+    by_order: dict[uuid.UUID, list[Any]] = {}
+    for item in items:
+        by_order.setdefault(item.order_id, []).append(item)
     entries = [
         TimelineEntry(
             at=o.placed_at,
@@ -308,11 +317,11 @@ async def timeline(
         )
         for e in events
     ]
+    if after is not None:
+        entries = [t for t in entries if (t.at, t.kind, t.id) < after]
     entries.sort(key=lambda t: (t.at, t.kind, t.id), reverse=True)
     return entries[:limit]
 
-
-# --- listing -------------------------------------------------------------------------------
 
 _SORTS: dict[CustomerSort, tuple[Any, bool]] = {
     CustomerSort.created_at: (Customer.created_at, False),

@@ -58,6 +58,10 @@ def make_engine(url: URL, settings: Settings, *, pool_size: int | None = None) -
                 "statement_timeout": str(timeout),
                 "application_name": "portrait",
                 "timezone": "UTC",
+                # Plan each statement for its own parameters and the tables' current size: a
+                # cached generic plan made while a tenant's tables were tiny (or never analysed,
+                # as with autovacuum off) can pick a tenant-wide index and scan everything.
+                "plan_cache_mode": "force_custom_plan",
             },
         },
     )

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.customers import service as customers
+from shared.customers import stats
 from shared.customers.schemas import CustomerIn
 from shared.db.engine import unit_of_work
 from shared.ingest import service as ingest
@@ -31,7 +32,6 @@ from shared.validation import FUTURE_TOLERANCE
 
 Model = TypeVar("Model", bound=BaseModel)
 Progress = Callable[[str, int, int], None]  # (kind, rows done, rows in all)
-Analyze = Callable[[], Awaitable[None]]
 
 # Rows per service call. A customer upsert binds ~32 parameters a row in one statement and
 # asyncpg allows 32767, so larger batches are split into calls of this size inside one unit of
@@ -39,7 +39,7 @@ Analyze = Callable[[], Awaitable[None]]
 _CALL_SIZE = {"customers": 800, "orders": 2000, "events": MAX_EVENT_BATCH}
 
 
-# The tables a load writes: what an `analyze` callback should ANALYZE.
+# The tables a load writes.
 TABLES = tuple(str(m.__tablename__) for m in (Customer, CustomerIdentity, Order, OrderItem, Event))
 
 
@@ -71,7 +71,6 @@ async def _load_kind(
     store: DemoStore,
     batch: int,
     progress: Progress | None,
-    analyze: Analyze | None,
     kind: str,
     model: type[Model],
     rows: Iterator[dict[str, Any]],
@@ -86,8 +85,9 @@ async def _load_kind(
         done += len(models)
         # After batches 1, 2, 4, 8 ... and the last: a few cheap ANALYZEs keep the planner's
         # idea of the tables close to the truth while they grow from nothing.
-        if analyze is not None and (number & (number - 1) == 0 or done == total):
-            await analyze()
+        if number & (number - 1) == 0 or done == total:
+            async with unit_of_work(sessionmaker, tenant_id) as session:
+                await stats.analyze_tables(session)
         if progress is not None:
             progress(kind, done, total)
     return done
@@ -100,17 +100,15 @@ async def load(
     *,
     batch: int = 1000,
     progress: Progress | None = None,
-    analyze: Analyze | None = None,
 ) -> dict[str, int]:
     """Load customers, then orders, then events, `batch` rows a transaction. Returns the rows
     handed to the services per kind (`order_items` travel inside their orders). Raises
     `DemoDataError`, before anything is written when it can tell, if a row would be refused.
 
-    `analyze`, if given, is awaited now and then as the tables grow; it should refresh the
-    planner's statistics (`ANALYZE`, which only the tables' owner may run). Without fresh
-    statistics, PostgreSQL plans the behaviour-fact refresh and the order items' foreign-key
-    checks for near-empty tables, and a bulk load slows down quadratically (when autovacuum is
-    off, or in its first minute)."""
+    The planner's statistics are refreshed now and then as the tables grow: without them,
+    PostgreSQL plans the behaviour-fact refresh and the order items' foreign-key checks for
+    near-empty tables, and a bulk load slows down quadratically (when autovacuum is off, or in
+    its first minute)."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
     end = store.config.end
@@ -120,7 +118,7 @@ async def load(
             "timestamps more than a day ahead, so generate with an earlier `end`"
         )
     tid = uuid.UUID(str(tenant_id))
-    run = partial(_load_kind, sessionmaker, tid, store, batch, progress, analyze)
+    run = partial(_load_kind, sessionmaker, tid, store, batch, progress)
     counts = {
         "customers": await run(
             "customers", CustomerIn, iter_customers(store), customers.upsert_many

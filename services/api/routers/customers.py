@@ -125,13 +125,14 @@ async def timeline(
 ) -> Page[TimelineEntry]:
     """Orders and events, newest first."""
     page = page_params(limit, cursor)
-    before = None
+    after = None
     if page.cursor is not None:
         try:
-            before = datetime.fromisoformat(str(page.cursor.get("before")))
-        except ValueError:
+            c = page.cursor
+            after = (datetime.fromisoformat(str(c["at"])), str(c["kind"]), str(c["id"]))
+        except (KeyError, ValueError):
             raise InvalidInput("The cursor is not one this API gave out.") from None
     entries = await customers.timeline(
-        session, principal.tenant_id, customer_id, limit=page.limit + 1, before=before
+        session, principal.tenant_id, customer_id, limit=page.limit + 1, after=after
     )
-    return page.page(entries, lambda e: {"before": e.at.isoformat()})
+    return page.page(entries, lambda e: {"at": e.at.isoformat(), "kind": e.kind, "id": e.id})
