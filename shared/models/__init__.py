@@ -1,6 +1,7 @@
 """Every ORM model, imported here so alembic's autogenerate sees each table."""
 
 from shared.db.base import Base
+from shared.models.analytics import CustomerValue, ValueRun
 from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
 from shared.models.event import CustomerIdentity, Event
@@ -22,12 +23,15 @@ TENANT_TABLES = (
     "identities",
     "webhook_deliveries",
     "import_chunks",
+    "customer_values",
+    "value_runs",
 )
 
 __all__ = [
     "ApiKey",
     "Base",
     "Customer",
+    "CustomerValue",
     "Event",
     "CustomerIdentity",
     "ImportChunk",
@@ -38,5 +42,6 @@ __all__ = [
     "TENANT_TABLES",
     "Tenant",
     "Tombstone",
+    "ValueRun",
     "WebhookDelivery",
 ]
