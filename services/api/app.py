@@ -13,7 +13,16 @@ from fastapi.openapi.utils import get_openapi
 
 from services.api import problems
 from services.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from services.api.routers import customers, events, health, imports, jobs, orders, webhooks
+from services.api.routers import (
+    analyses,
+    customers,
+    events,
+    health,
+    imports,
+    jobs,
+    orders,
+    webhooks,
+)
 from shared.db.engine import app_url, make_engine, make_sessionmaker
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
@@ -24,6 +33,7 @@ API_ROUTERS = (
     orders.router,
     events.router,
     imports.router,
+    analyses.router,
     jobs.router,
 )
 

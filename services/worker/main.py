@@ -15,12 +15,15 @@ from typing import Any, TypedDict
 from arq import Retry, Worker, cron, func
 from arq.constants import health_check_key_suffix
 from arq.typing import WorkerCoroutine
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.analytics import value
 from shared.db.engine import app_url, make_engine, make_sessionmaker, unit_of_work
 from shared.ingest import jobs as ingest_jobs
 from shared.ingest import repository as ingest_repo
 from shared.jobs import runner, system
+from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
 from shared.settings import Settings, get_settings
@@ -30,7 +33,11 @@ log = logging.getLogger(__name__)
 HEALTH_CHECK_INTERVAL_S = 30
 
 # Every job kind the worker runs, listed explicitly.
-KINDS: tuple[runner.JobKind, ...] = (system.SELFTEST, ingest_jobs.IMPORT)
+KINDS: tuple[runner.JobKind, ...] = (
+    system.SELFTEST,
+    ingest_jobs.IMPORT,
+    value.CUSTOMER_VALUE,
+)
 
 
 class WorkerContext(TypedDict, total=False):
@@ -57,6 +64,18 @@ async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     async with unit_of_work(ctx["sessionmaker"]) as session:
         return await ingest_repo.purge_deliveries(session, settings.worker.webhook_retention_days)
+
+
+async def nightly_customer_value(ctx: dict[str, Any]) -> int:
+    """Nightly: queue the customer-value analysis for every tenant (one job each, each
+    under its own tenant's row-level security)."""
+    sessionmaker = ctx["sessionmaker"]
+    async with unit_of_work(sessionmaker) as session:
+        tenant_ids = list((await session.execute(text("SELECT portrait_tenant_ids()"))).scalars())
+    for tenant_id in tenant_ids:
+        async with unit_of_work(sessionmaker, tenant_id) as session:
+            await jobs.create(session, ctx["queue"], tenant_id, value.CUSTOMER_VALUE.name, {})
+    return len(tenant_ids)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -96,7 +115,10 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
 
     options: dict[str, Any] = {
         "functions": [_arq_function(k) for k in KINDS],
-        "cron_jobs": [cron(purge_webhook_deliveries, hour=3, minute=17, run_at_startup=False)],
+        "cron_jobs": [
+            cron(purge_webhook_deliveries, hour=3, minute=17),
+            cron(nightly_customer_value, hour=2, minute=7),
+        ],
         "queue_name": settings.worker.queue_name,
         "redis_pool": redis,
         "on_startup": on_startup,

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    and_,
     delete,
     func,
     literal,
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.models import (
     Customer,
     CustomerIdentity,
+    CustomerValue,
     Event,
     ImportChunk,
     Order,
@@ -211,9 +213,20 @@ async def list_(
     order: tuple[ColumnElement[Any], bool],
     after: tuple[Any, uuid.UUID] | None,
     limit: int,
-) -> Sequence[Customer]:
+) -> list[tuple[Customer, CustomerValue | None]]:
+    """Customers with their value facts (if analysed), in keyset order."""
     key, descending = order
-    stmt = select(Customer).where(Customer.tenant_id == tenant_id, *conditions)
+    stmt = (
+        select(Customer, CustomerValue)
+        .outerjoin(
+            CustomerValue,
+            and_(
+                CustomerValue.tenant_id == Customer.tenant_id,
+                CustomerValue.customer_id == Customer.id,
+            ),
+        )
+        .where(Customer.tenant_id == tenant_id, *conditions)
+    )
     if after is not None:
         value, last_id = after
         if descending:
@@ -224,7 +237,17 @@ async def list_(
         stmt = stmt.order_by(key.desc(), Customer.id.desc())
     else:
         stmt = stmt.order_by(key.asc(), Customer.id.asc())
-    return (await session.execute(stmt.limit(limit))).scalars().all()
+    rows = await session.execute(stmt.limit(limit))
+    return [(c, v) for c, v in rows]
+
+
+async def value_of(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> CustomerValue | None:
+    stmt = select(CustomerValue).where(
+        CustomerValue.tenant_id == tenant_id, CustomerValue.customer_id == customer_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def orders_of(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
+from shared.analytics.schemas import CustomerValueRead, LifecycleStage, RfmSegment
 from shared.validation import (
     BirthDate,
     Country,
@@ -169,6 +170,9 @@ class CustomerRead(BaseModel):
     referred_by: str | None
     traits: dict[str, Any]
     behaviour: Behaviour
+    value: CustomerValueRead | None = Field(
+        default=None, description="RFM, lifecycle and predictions (null until analysed)."
+    )
     sources: dict[str, FactProvenance] = Field(
         description="Where each fact came from and when it was set."
     )
@@ -195,6 +199,8 @@ class CustomerSort(StrEnum):
     order_count_desc = "-order_count"
     last_order_at = "last_order_at"
     last_order_at_desc = "-last_order_at"
+    predicted_clv = "predicted_clv"
+    predicted_clv_desc = "-predicted_clv"
 
 
 class CustomerFilters(BaseModel):
@@ -243,6 +249,18 @@ class CustomerFilters(BaseModel):
     created_before: datetime | None = None
     last_order_after: datetime | None = None
     last_order_before: datetime | None = None
+    rfm_segment: RfmSegment | None = None
+    lifecycle_stage: LifecycleStage | None = None
+    min_predicted_clv: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_predicted_clv: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
+    min_churn_risk: float | None = Field(default=None, ge=0, le=1)
+    max_churn_risk: float | None = Field(default=None, ge=0, le=1)
+    min_prob_alive: float | None = Field(default=None, ge=0, le=1)
+    longest_tenure: bool | None = Field(default=None, description="Core: bought longest.")
+    referrer: bool | None = Field(default=None, description="Core: refers others.")
+    above_average_spender: bool | None = Field(
+        default=None, description="Core: spends above the average buyer."
+    )
     sort: CustomerSort = CustomerSort.created_at_desc
     # Paging lives here too: one query model, so an unknown parameter is a 422, not ignored.
     limit: int = Field(default=50, ge=1, le=500)

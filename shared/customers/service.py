@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.schemas import CustomerValueRead
 from shared.customers import repository, stats
 from shared.customers.schemas import (
     FACT_GROUPS,
@@ -28,7 +29,7 @@ from shared.customers.schemas import (
     UpsertOutcome,
 )
 from shared.errors import NotFound
-from shared.models import Customer
+from shared.models import Customer, CustomerValue
 
 _META = {"external_id", "updated_at"}
 
@@ -143,7 +144,9 @@ def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value
 
 
-def to_read(c: Customer, now: datetime | None = None) -> CustomerRead:
+def to_read(
+    c: Customer, value: CustomerValue | None = None, now: datetime | None = None
+) -> CustomerRead:
     now = now or datetime.now(UTC)
     groups = {
         group: {f: getattr(c, f) for f in fields}
@@ -179,8 +182,17 @@ def to_read(c: Customer, now: datetime | None = None) -> CustomerRead:
             preferred_device=c.preferred_device,
             referral_count=c.referral_count,
         ),
+        value=None
+        if value is None
+        else CustomerValueRead.model_validate(value, from_attributes=True),
         sources=c.fact_sources or {},
     )
+
+
+async def profile(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> CustomerRead:
+    """The whole profile: facts, behaviour, and value facts when analysed."""
+    customer = await resolve(session, tenant_id, raw)
+    return to_read(customer, await repository.value_of(session, tenant_id, customer.id))
 
 
 async def patch(
@@ -338,6 +350,8 @@ _SORTS: dict[CustomerSort, tuple[Any, bool]] = {
         func.coalesce(Customer.last_order_at, literal(datetime(1970, 1, 1, tzinfo=UTC))),
         True,
     ),
+    CustomerSort.predicted_clv: (func.coalesce(CustomerValue.predicted_clv, -1), False),
+    CustomerSort.predicted_clv_desc: (func.coalesce(CustomerValue.predicted_clv, -1), True),
 }
 
 _EQUALS = (
@@ -400,11 +414,37 @@ def conditions(f: CustomerFilters, now: datetime | None = None) -> list[ColumnEl
         out.append(Customer.last_order_at >= now - timedelta(days=f.max_days_since_last_order))
     if f.min_days_since_last_order is not None:
         out.append(Customer.last_order_at <= now - timedelta(days=f.min_days_since_last_order))
+    out += _value_conditions(f)
     if f.min_tenure_days is not None:
         out.append(
             func.coalesce(Customer.first_order_at, Customer.created_at)
             <= now - timedelta(days=f.min_tenure_days)
         )
+    return out
+
+
+def _value_conditions(f: CustomerFilters) -> list[ColumnElement[bool]]:
+    v = CustomerValue
+    out: list[ColumnElement[bool]] = []
+    for name in (
+        "rfm_segment",
+        "lifecycle_stage",
+        "longest_tenure",
+        "referrer",
+        "above_average_spender",
+    ):
+        wanted = getattr(f, name)
+        if wanted is not None:
+            out.append(getattr(v, name) == (wanted.value if hasattr(wanted, "value") else wanted))
+    for column, low, high in (
+        (v.predicted_clv, f.min_predicted_clv, f.max_predicted_clv),
+        (v.churn_risk, f.min_churn_risk, f.max_churn_risk),
+        (v.prob_alive, f.min_prob_alive, None),
+    ):
+        if low is not None:
+            out.append(column >= low)
+        if high is not None:
+            out.append(column <= high)
     return out
 
 
@@ -419,8 +459,10 @@ def sort_key(sort: CustomerSort) -> tuple[ColumnElement[Any], bool]:
     return _SORTS[sort]
 
 
-def cursor_value(c: Customer, sort: CustomerSort) -> Any:
+def cursor_value(c: Customer, v: CustomerValue | None, sort: CustomerSort) -> Any:
     name = sort.value.lstrip("-")
+    if name == "predicted_clv":
+        return v.predicted_clv if v is not None and v.predicted_clv is not None else -1
     value = getattr(c, name)
     if name == "last_order_at" and value is None:
         value = datetime(1970, 1, 1, tzinfo=UTC)
@@ -434,7 +476,7 @@ async def list_(
     *,
     limit: int,
     after: tuple[Any, uuid.UUID] | None,
-) -> Sequence[Customer]:
+) -> list[tuple[Customer, CustomerValue | None]]:
     return await repository.list_(
         session, tenant_id, conditions(filters), sort_key(filters.sort), after, limit
     )

@@ -54,7 +54,7 @@ def _cursor_value(raw: Any, sort: CustomerSort) -> Any:
     try:
         if name in ("created_at", "last_order_at"):
             return datetime.fromisoformat(str(raw))
-        if name == "total_spent":
+        if name in ("total_spent", "predicted_clv"):
             return Decimal(str(raw))
         return int(raw)
     except (ValueError, ArithmeticError):
@@ -74,9 +74,9 @@ async def list_(
     rows = await customers.list_(
         session, principal.tenant_id, filters, limit=page.limit + 1, after=after
     )
-    values = {c.id: customers.cursor_value(c, filters.sort) for c in rows}
+    values = {c.id: customers.cursor_value(c, v, filters.sort) for c, v in rows}
     return page.page(
-        [customers.to_read(c) for c in rows],
+        [customers.to_read(c, v) for c, v in rows],
         lambda c: {
             "v": str(
                 values[c.id].isoformat() if isinstance(values[c.id], datetime) else values[c.id]
@@ -89,7 +89,7 @@ async def list_(
 @router.get("/{customer_id}", response_model=CustomerRead, responses=responses(404))
 async def get(customer_id: str, session: SessionDep, principal: ReadKey) -> CustomerRead:
     """The profile: typed facts by group, each fact's source, and computed behaviour."""
-    return customers.to_read(await customers.resolve(session, principal.tenant_id, customer_id))
+    return await customers.profile(session, principal.tenant_id, customer_id)
 
 
 @router.patch("/{customer_id}", response_model=CustomerRead, responses=responses(404))
@@ -98,7 +98,7 @@ async def update(
 ) -> CustomerRead:
     """Merge the fields sent into the profile; they are marked as set by hand (`manual`)."""
     customer = await customers.patch(session, principal.tenant_id, customer_id, data)
-    return customers.to_read(customer)
+    return await customers.profile(session, principal.tenant_id, str(customer.id))
 
 
 @router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))

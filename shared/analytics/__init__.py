@@ -1,0 +1,1 @@
+"""Customer analytics: RFM scores and segments, lifecycle stages and predicted value models."""
