@@ -17,12 +17,14 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.base import new_id
 from shared.models import (
     Customer,
     CustomerIdentity,
@@ -49,11 +51,11 @@ async def erased(
         return set()
     digests = {external_id_digest(e): e for e in external_ids}
     rows = await session.execute(
-        select(Tombstone.external_id_hash).where(
-            Tombstone.tenant_id == tenant_id,
-            Tombstone.kind == "customer",
-            Tombstone.external_id_hash.in_(list(digests)),
-        )
+        text(
+            "SELECT external_id_hash FROM tombstones WHERE tenant_id = :t AND kind = 'customer' "
+            "AND external_id_hash = ANY(CAST(:h AS bytea[]))"
+        ),
+        {"t": tenant_id, "h": list(digests)},
     )
     return {digests[bytes(h)] for (h,) in rows}
 
@@ -106,28 +108,42 @@ async def upsert(
     return applied
 
 
+_EXISTING = text(
+    "SELECT external_id, id FROM customers "
+    "WHERE tenant_id = :t AND external_id = ANY(CAST(:ids AS text[]))"
+)
+_CREATE_BARE = text(
+    """
+    INSERT INTO customers (tenant_id, id, external_id, traits, fact_sources)
+    SELECT :t, x.id, x.external_id, '{}', '{}'
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:exts AS text[])) AS x(id, external_id)
+    ON CONFLICT (tenant_id, external_id) DO NOTHING
+    """
+)
+
+
 async def ensure(
     session: AsyncSession, tenant_id: uuid.UUID, external_ids: Sequence[str]
 ) -> dict[str, uuid.UUID]:
     """Ids for these external ids, creating bare customers for the unknown ones (an order or
-    event may arrive before its customer). Erased customers are not brought back."""
+    event may arrive before its customer). Erased customers are not brought back. Set-based:
+    a batch of any size is two or three statements."""
     wanted = sorted(set(external_ids))
     if not wanted:
         return {}
-    gone = await erased(session, tenant_id, wanted)
-    create = [e for e in wanted if e not in gone]
-    if create:
-        await session.execute(
-            insert(Customer)
-            .values([{"tenant_id": tenant_id, "external_id": e} for e in create])
-            .on_conflict_do_nothing(index_elements=[Customer.tenant_id, Customer.external_id])
-        )
-    rows = await session.execute(
-        select(Customer.external_id, Customer.id).where(
-            Customer.tenant_id == tenant_id, Customer.external_id.in_(create)
-        )
-    )
-    return {k: v for k, v in rows}
+    found = {k: v for k, v in await session.execute(_EXISTING, {"t": tenant_id, "ids": wanted})}
+    missing = [e for e in wanted if e not in found]
+    if missing:
+        gone = await erased(session, tenant_id, missing)
+        create = [e for e in missing if e not in gone]
+        if create:
+            await session.execute(
+                _CREATE_BARE,
+                {"t": tenant_id, "ids": [new_id() for _ in create], "exts": create},
+            )
+            rows = await session.execute(_EXISTING, {"t": tenant_id, "ids": create})
+            found.update({k: v for k, v in rows})
+    return found
 
 
 async def get(

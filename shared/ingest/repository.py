@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -187,22 +188,46 @@ async def link_identities(
     return {cid for (cid,) in moved if cid is not None}
 
 
+_INSERT_EVENTS = text(
+    """
+    INSERT INTO events (tenant_id, external_id, name, customer_id, anonymous_id, session_id,
+                        occurred_at, device, channel, properties)
+    SELECT :tenant, e.* FROM unnest(
+        CAST(:external_id AS text[]), CAST(:name AS text[]), CAST(:customer_id AS uuid[]),
+        CAST(:anonymous_id AS text[]), CAST(:session_id AS text[]),
+        CAST(:occurred_at AS timestamptz[]), CAST(:device AS text[]), CAST(:channel AS text[]),
+        CAST(:properties AS jsonb[])
+    ) AS e
+    ON CONFLICT (tenant_id, external_id) DO NOTHING
+    RETURNING external_id
+    """
+)
+_EVENT_COLUMNS = (
+    "external_id",
+    "name",
+    "customer_id",
+    "anonymous_id",
+    "session_id",
+    "occurred_at",
+    "device",
+    "channel",
+    "properties",
+)
+
+
 async def insert_events(
     session: AsyncSession, tenant_id: uuid.UUID, rows: list[dict[str, Any]]
 ) -> set[str]:
-    """Store events; ones whose id is stored already are skipped. Returns the stored ids."""
-    stored: set[str] = set()
-    # 10 columns a row; asyncpg allows 32767 parameters a statement.
-    for start in range(0, len(rows), 3000):
-        chunk = rows[start : start + 3000]
-        result = await session.execute(
-            insert(Event)
-            .values([{"tenant_id": tenant_id, **r} for r in chunk])
-            .on_conflict_do_nothing(index_elements=[Event.tenant_id, Event.external_id])
-            .returning(Event.external_id)
-        )
-        stored |= set(result.scalars())
-    return stored
+    """Store events; ones whose id is stored already are skipped. Returns the stored ids.
+    One statement over column arrays (`unnest`): a batch costs a handful of parameters
+    however many rows it has, and nothing is compiled per row."""
+    if not rows:
+        return set()
+    params: dict[str, Any] = {c: [r[c] for r in rows] for c in _EVENT_COLUMNS}
+    params["properties"] = [json.dumps(p, separators=(",", ":")) for p in params["properties"]]
+    params["tenant"] = tenant_id
+    result = await session.execute(_INSERT_EVENTS, params)
+    return set(result.scalars())
 
 
 async def record_delivery(
