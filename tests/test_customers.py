@@ -213,3 +213,46 @@ async def test_a_large_batch_of_customers_is_upserted_in_one_call(app, tenant):
     async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
         results = await customers.upsert_many(session, tenant.tenant_id, many)
     assert [r.outcome.value for r in results].count("created") == 1500
+
+
+async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
+    app, tenant, owner_engine
+):
+    """Batch B stores anonymous events and has not committed when batch A links the visitor:
+    A must wait for B (else its backfill misses B's rows), and B's events end up linked."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from shared.db.engine import set_tenant, unit_of_work
+    from shared.ingest import service as ingest
+    from shared.ingest.schemas import EventIn
+    from tests.helpers import poll
+
+    browsing = [EventIn.model_validate(event("page_view", anonymous_id="v-1")) for _ in range(3)]
+    linking = [
+        EventIn.model_validate(event("login", customer_external_id="c-1", anonymous_id="v-1"))
+    ]
+
+    async def link() -> None:
+        async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
+            await ingest.ingest_events(session, tenant.tenant_id, linking)
+
+    async def waiting_on_a_lock() -> bool:
+        async with owner_engine.connect() as conn:
+            waiting = await conn.scalar(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            )
+        return bool(waiting) or linker.done()
+
+    async with app.state.sessionmaker() as session:
+        async with session.begin():
+            await set_tenant(session, tenant.tenant_id)
+            await ingest.ingest_events(session, tenant.tenant_id, browsing)
+            linker = asyncio.create_task(link())
+            await poll(waiting_on_a_lock, timeout=10)
+        # B commits here; A may now go on.
+    await asyncio.wait_for(linker, timeout=10)
+    async with owner_engine.connect() as conn:
+        unlinked = await conn.scalar(text("SELECT count(*) FROM events WHERE customer_id IS NULL"))
+    assert unlinked == 0

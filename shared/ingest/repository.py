@@ -291,3 +291,19 @@ async def insert_chunk(
     await session.execute(
         insert(ImportChunk).values(tenant_id=tenant_id, job_id=job_id, seq=seq, data=data)
     )
+
+
+async def lock_anonymous_ids(
+    session: AsyncSession, tenant_id: uuid.UUID, anonymous_ids: Sequence[str]
+) -> None:
+    """Transaction-level advisory locks on (tenant, anonymous id), taken in one sorted order
+    so two batches can never wait on each other in a cycle."""
+    ids = sorted(set(anonymous_ids))
+    if ids:
+        await session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(CAST(:t AS text) || ':' || a, 0)) "
+                "FROM unnest(CAST(:ids AS text[])) AS a ORDER BY a"
+            ),
+            {"t": str(tenant_id), "ids": ids},
+        )

@@ -109,8 +109,11 @@ async def ingest_events(
         for e in events
         if e.anonymous_id and e.customer_external_id and e.customer_external_id in customer_ids
     }
-    touched = await repository.link_identities(session, tenant_id, links)
     anonymous = [e.anonymous_id for e in events if e.anonymous_id and not e.customer_external_id]
+    # Concurrent batches may link a visitor and store their anonymous events at once: lock
+    # each anonymous id for this transaction, so whichever commits second sees the first.
+    await repository.lock_anonymous_ids(session, tenant_id, [*links, *anonymous])
+    touched = await repository.link_identities(session, tenant_id, links)
     identities = await repository.known_identities(session, tenant_id, anonymous)
     rows: list[dict[str, Any]] = []
     erased = 0
@@ -154,6 +157,7 @@ async def identify(session: AsyncSession, tenant_id: uuid.UUID, data: IdentifyIn
     ids = await customers_repo.ensure(session, tenant_id, [data.customer_external_id])
     if data.customer_external_id not in ids:
         return False
+    await repository.lock_anonymous_ids(session, tenant_id, [data.anonymous_id])
     touched = await repository.link_identities(
         session, tenant_id, {data.anonymous_id: ids[data.customer_external_id]}
     )
