@@ -21,6 +21,7 @@ from services.api.routers import (
     imports,
     jobs,
     orders,
+    segments,
     webhooks,
 )
 from shared.db.engine import app_url, make_engine, make_sessionmaker
@@ -34,6 +35,7 @@ API_ROUTERS = (
     events.router,
     imports.router,
     analyses.router,
+    segments.router,
     jobs.router,
 )
 

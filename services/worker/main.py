@@ -26,6 +26,7 @@ from shared.jobs import runner, system
 from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
+from shared.segments import service as segments
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ KINDS: tuple[runner.JobKind, ...] = (
     system.SELFTEST,
     ingest_jobs.IMPORT,
     value.CUSTOMER_VALUE,
+    segments.REFRESH_KIND,
 )
 
 
@@ -51,7 +53,9 @@ class WorkerContext(TypedDict, total=False):
 def _arq_function(kind: runner.JobKind) -> Any:
     async def job(ctx: dict[str, Any], job_id: str, tenant_id: str) -> None:
         try:
-            await runner.run(ctx["sessionmaker"], kind, uuid.UUID(job_id), uuid.UUID(tenant_id))
+            await runner.run(
+                ctx["sessionmaker"], kind, uuid.UUID(job_id), uuid.UUID(tenant_id), ctx["queue"]
+            )
         except runner.RetryLater as exc:
             raise Retry(defer=exc.defer_s) from exc
 
@@ -76,6 +80,20 @@ async def nightly_customer_value(ctx: dict[str, Any]) -> int:
         async with unit_of_work(sessionmaker, tenant_id) as session:
             await jobs.create(session, ctx["queue"], tenant_id, value.CUSTOMER_VALUE.name, {})
     return len(tenant_ids)
+
+
+async def scheduled_segment_refresh(ctx: dict[str, Any]) -> int:
+    """Every few minutes: queue refreshes for segments whose schedule says they are due."""
+    sessionmaker = ctx["sessionmaker"]
+    async with unit_of_work(sessionmaker) as session:
+        tenant_ids = list((await session.execute(text("SELECT portrait_tenant_ids()"))).scalars())
+    queued = 0
+    for tenant_id in tenant_ids:
+        async with unit_of_work(sessionmaker, tenant_id) as session:
+            queued += await segments.refresh_rule_segments(
+                session, ctx["queue"], tenant_id, due_only=True
+            )
+    return queued
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -118,6 +136,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         "cron_jobs": [
             cron(purge_webhook_deliveries, hour=3, minute=17),
             cron(nightly_customer_value, hour=2, minute=7),
+            cron(scheduled_segment_refresh, minute=set(range(0, 60, 5))),
         ],
         "queue_name": settings.worker.queue_name,
         "redis_pool": redis,

@@ -21,6 +21,7 @@ from shared.analytics.features import Features
 from shared.analytics.schemas import CustomerValueRead, ValueSummary
 from shared.jobs.runner import JobKind, JobRun
 from shared.models import CustomerValue, ValueRun
+from shared.segments import service as segments_service
 
 PREDICTION_DAYS = 90
 # A yearly 10% discount rate, per day: CLV is a present value.
@@ -227,6 +228,12 @@ async def run(run: JobRun) -> dict[str, Any]:
             computed_at=now,
         )
     )
+    # Value facts feed the built-in core segments and any rule that uses them.
+    await segments_service.ensure_builtins(run.session, run.tenant_id)
+    if run.queue is not None:
+        await segments_service.refresh_rule_segments(
+            run.session, run.queue, run.tenant_id, due_only=False
+        )
     segments = Counter(s for s in computed.columns["rfm_segment"] if s)
     stages = Counter(str(s) for s in computed.columns["lifecycle_stage"])
     clv = computed.columns["predicted_clv"]

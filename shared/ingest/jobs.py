@@ -19,6 +19,7 @@ from shared.ingest import service
 from shared.ingest.imports import MAX_ERRORS_KEPT, ImportFormat, ImportKind, Parsed, parse
 from shared.jobs.runner import JobKind, JobRun
 from shared.models import ImportChunk
+from shared.segments import service as segments
 
 BATCH = 500
 
@@ -128,6 +129,8 @@ async def run_import(run: JobRun) -> dict[str, Any]:
         )
     )
     imported = outcomes["created"] + outcomes["updated"]
+    if imported and run.queue is not None:  # the new data can change who is in a segment
+        await segments.refresh_rule_segments(run.session, run.queue, run.tenant_id, due_only=False)
     return {
         "kind": p.kind.value,
         "rows": rows,

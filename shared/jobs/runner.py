@@ -22,6 +22,7 @@ from shared.db.base import utcnow
 from shared.db.engine import unit_of_work
 from shared.errors import DomainError
 from shared.jobs import repository
+from shared.jobs.queue import JobQueue
 from shared.jobs.schemas import TERMINAL, JobStatus
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class JobRun:
     params: dict[str, Any]
     report: Callable[[float], Awaitable[None]]
     attempt: int = 1
+    # To queue follow-up jobs (pushed after this job's transaction commits).
+    queue: JobQueue | None = None
 
 
 Handler = Callable[[JobRun], Awaitable[dict[str, Any]]]
@@ -88,6 +91,7 @@ async def run(
     kind: JobKind,
     job_id: uuid.UUID,
     tenant_id: uuid.UUID,
+    queue: JobQueue | None = None,
 ) -> None:
     claimed = await _claim(sessionmaker, tenant_id, job_id)
     if claimed is None:
@@ -103,7 +107,7 @@ async def run(
     try:
         async with unit_of_work(sessionmaker, tenant_id) as session:
             result = await kind.handler(
-                JobRun(session, tenant_id, job_id, params, report, attempt=attempt)
+                JobRun(session, tenant_id, job_id, params, report, attempt=attempt, queue=queue)
             )
             job = await repository.get(session, tenant_id, job_id, for_update=True)
             if job is None or job.status != JobStatus.running:

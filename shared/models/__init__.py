@@ -8,6 +8,7 @@ from shared.models.event import CustomerIdentity, Event
 from shared.models.ingest import ImportChunk, WebhookDelivery
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
+from shared.models.segment import Segment, SegmentMember
 from shared.models.tenant import Tenant
 
 # Tables whose rows belong to one tenant: row-level security is enabled and forced on each.
@@ -25,6 +26,8 @@ TENANT_TABLES = (
     "import_chunks",
     "customer_values",
     "value_runs",
+    "segments",
+    "segment_members",
 )
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "JobOutbox",
     "Order",
     "OrderItem",
+    "Segment",
+    "SegmentMember",
     "TENANT_TABLES",
     "Tenant",
     "Tombstone",

@@ -1,0 +1,1 @@
+"""Segments: rule-based audiences, data-driven segmentation and STP targeting."""
