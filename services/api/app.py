@@ -21,6 +21,7 @@ from services.api.routers import (
     imports,
     jobs,
     orders,
+    segmentations,
     segments,
     webhooks,
 )
@@ -36,6 +37,7 @@ API_ROUTERS = (
     imports.router,
     analyses.router,
     segments.router,
+    segmentations.router,
     jobs.router,
 )
 

@@ -8,7 +8,7 @@ from shared.models.event import CustomerIdentity, Event
 from shared.models.ingest import ImportChunk, WebhookDelivery
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
-from shared.models.segment import Segment, SegmentMember
+from shared.models.segment import Segment, Segmentation, SegmentMember
 from shared.models.tenant import Tenant
 
 # Tables whose rows belong to one tenant: row-level security is enabled and forced on each.
@@ -28,6 +28,7 @@ TENANT_TABLES = (
     "value_runs",
     "segments",
     "segment_members",
+    "segmentations",
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "OrderItem",
     "Segment",
     "SegmentMember",
+    "Segmentation",
     "TENANT_TABLES",
     "Tenant",
     "Tombstone",

@@ -75,3 +75,19 @@ class SegmentMember(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Segmentation(Base):
+    """One data-driven segmentation run (RFM groups or k-means clusters) and what it made."""
+
+    __tablename__ = "segmentations"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    method: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    job_id: Mapped[uuid.UUID | None]
+    result: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)

@@ -7,7 +7,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, column, func, insert, select, table, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Uuid,
+    and_,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Customer, CustomerValue, Segment, SegmentMember
@@ -213,3 +226,8 @@ async def size_history(
         {"t": tenant_id, "s": segment_id, "days": days},
     )
     return [{"date": r.day.isoformat(), "size": int(r.size)} for r in rows]
+
+
+def ids_select(ids: list[Any]) -> Select[Any]:
+    """A select of given customer ids (as one array parameter, however many there are)."""
+    return select(func.unnest(bindparam("member_ids", ids, type_=ARRAY(Uuid))).label("id"))

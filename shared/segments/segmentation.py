@@ -1,0 +1,335 @@
+"""Data-driven segmentation runs: `rfm` (one segment per named RFM group, kept current like a
+rule) and `kmeans` (clusters of buyers on behaviour and profile features, each a segment
+named by what sets it apart, its centroid in the features' own units).
+
+Features come from PostgreSQL in three set-based reads (customers, category mix, device
+mix) and are pivoted into arrays; the clustering itself is `shared.segments.clustering`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.jobs import service as jobs
+from shared.jobs.queue import JobQueue
+from shared.jobs.runner import JobKind, JobRun
+from shared.models import CustomerValue, Segment, Segmentation
+from shared.segments import clustering, repository
+from shared.segments.schemas import SegmentRead
+
+RUN = "segmentations.run"
+RFM_GROUPS = (
+    "Champions",
+    "Loyal Customers",
+    "Potential Loyalist",
+    "New Customers",
+    "Promising",
+    "Need Attention",
+    "About To Sleep",
+    "At Risk",
+    "Cannot Lose Them",
+    "Hibernating",
+    "Lost",
+)
+TOP_CATEGORIES = 8
+
+
+class SegmentationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["rfm", "kmeans"]
+    features: list[str] | None = Field(
+        default=None,
+        max_length=40,
+        description="k-means features (default: recency, frequency, monetary, AOV, tenure, "
+        "age, category mix, channel, mobile share).",
+    )
+    k: int | None = Field(default=None, ge=2, le=20)
+    k_min: int = Field(default=2, ge=2, le=20)
+    k_max: int = Field(default=8, ge=2, le=20)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _ks(self) -> SegmentationCreate:
+        if self.k_min > self.k_max:
+            raise ValueError("k_min is above k_max")
+        if self.method == "rfm" and (self.features or self.k):
+            raise ValueError("rfm takes no features or k")
+        return self
+
+
+class SegmentationRead(BaseModel):
+    id: uuid.UUID
+    method: str
+    params: dict[str, Any]
+    job_id: uuid.UUID | None
+    status: str
+    result: dict[str, Any] | None
+    segments: list[SegmentRead]
+    created_at: datetime
+
+
+_BASE = """
+SELECT c.id,
+       date_part('day', now() - c.last_order_at) AS recency_days,
+       c.order_count AS frequency,
+       c.total_spent::float8 AS monetary,
+       c.average_order_value::float8 AS aov,
+       date_part('day', now() - coalesce(c.first_order_at, c.created_at)) AS tenure_days,
+       date_part('year', age(c.birth_date)) AS age,
+       c.preferred_channel,
+       CASE WHEN c.order_count > 0 THEN c.refund_count::float8 / (c.order_count + c.refund_count)
+            ELSE 0 END AS refund_rate
+FROM customers c
+WHERE c.tenant_id = $1 AND c.order_count > 0
+"""
+_CATEGORIES = """
+WITH top AS (
+    SELECT i.category FROM order_items i
+    WHERE i.tenant_id = $1 AND i.category IS NOT NULL
+    GROUP BY i.category ORDER BY sum(i.quantity) DESC LIMIT $2
+)
+SELECT o.customer_id, i.category, sum(i.quantity)::float8 AS quantity
+FROM orders o
+JOIN order_items i ON i.tenant_id = o.tenant_id AND i.order_id = o.id
+WHERE o.tenant_id = $1 AND o.customer_id IS NOT NULL
+  AND o.status IN ('placed', 'paid', 'fulfilled') AND i.category IN (SELECT category FROM top)
+GROUP BY o.customer_id, i.category
+"""
+_DEVICES = """
+SELECT customer_id, avg((device = 'mobile')::int)::float8 AS mobile_share
+FROM events WHERE tenant_id = $1 AND customer_id IS NOT NULL AND device IS NOT NULL
+GROUP BY customer_id
+"""
+
+
+async def load_features(
+    session: AsyncSession, tenant_id: uuid.UUID
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Buyers (customers with at least one purchase) and their feature columns."""
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    base = await raw.fetch(_BASE, tenant_id)
+    n = len(base)
+    ids = np.empty(n, dtype=object)
+    ids[:] = [r["id"] for r in base]
+    index = {cid: i for i, cid in enumerate(ids)}
+
+    def column(name: str) -> np.ndarray:
+        return np.array([np.nan if r[name] is None else float(r[name]) for r in base])
+
+    table: dict[str, np.ndarray] = {
+        name: column(name)
+        for name in (
+            "recency_days",
+            "frequency",
+            "monetary",
+            "aov",
+            "tenure_days",
+            "age",
+            "refund_rate",
+        )
+    }
+    channels = sorted({r["preferred_channel"] for r in base if r["preferred_channel"]})
+    for channel in channels:
+        table[f"channel_{_slug(channel)}"] = np.array(
+            [1.0 if r["preferred_channel"] == channel else 0.0 for r in base]
+        )
+    totals = np.zeros(n)
+    per_category: dict[str, np.ndarray] = {}
+    for r in await raw.fetch(_CATEGORIES, tenant_id, TOP_CATEGORIES):
+        i = index.get(r["customer_id"])
+        if i is None:
+            continue
+        key = f"category_{_slug(r['category'])}"
+        per_category.setdefault(key, np.zeros(n))[i] += r["quantity"]
+        totals[i] += r["quantity"]
+    for key, quantities in sorted(per_category.items()):
+        table[key] = np.divide(quantities, totals, out=np.zeros(n), where=totals > 0)
+    mobile = np.full(n, np.nan)
+    for r in await raw.fetch(_DEVICES, tenant_id):
+        i = index.get(r["customer_id"])
+        if i is not None:
+            mobile[i] = r["mobile_share"]
+    if np.isfinite(mobile).any():
+        table["mobile_share"] = mobile
+    return ids, table
+
+
+def _slug(value: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in value.lower()).strip("_")[:40] or "other"
+
+
+async def start(
+    session: AsyncSession, queue: JobQueue, tenant_id: uuid.UUID, data: SegmentationCreate
+) -> Segmentation:
+    if data.method == "rfm":
+        analysed = await session.scalar(
+            select(func.count()).where(CustomerValue.tenant_id == tenant_id)
+        )
+        if not analysed:
+            raise Conflict(
+                "RFM segmentation needs the customer-value analysis: POST "
+                "/v1/analyses/customer-value first."
+            )
+    params = data.model_dump(mode="json", exclude_none=True)
+    run = Segmentation(tenant_id=tenant_id, method=data.method, params=params)
+    session.add(run)
+    await session.flush()
+    job = await jobs.create(session, queue, tenant_id, RUN, {"segmentation_id": str(run.id)})
+    run.job_id = job.id
+    return run
+
+
+async def _rfm(run: JobRun, seg: Segmentation) -> dict[str, Any]:
+    from shared.segments import service as segments
+
+    made = []
+    for group in RFM_GROUPS:
+        slug = f"rfm:{_slug(group)}"
+        segment = await repository.get_by_slug(run.session, run.tenant_id, slug)
+        if segment is None:
+            segment = Segment(
+                tenant_id=run.tenant_id,
+                slug=slug,
+                name=group,
+                kind="segmentation",
+                description=f"RFM group {group!r}, kept current with the value analysis.",
+                condition={"fact": "rfm_segment", "op": "eq", "value": group},
+                details={},
+            )
+            run.session.add(segment)
+            await run.session.flush()
+        segment.details = {"segmentation_id": str(seg.id), "method": "rfm"}
+        done = await segments.refresh(run.session, run.tenant_id, segment.id)
+        made.append({"segment_id": str(segment.id), "name": group, "size": done["size"]})
+    return {"segments": made}
+
+
+async def _kmeans(run: JobRun, seg: Segmentation) -> dict[str, Any]:
+    p = SegmentationCreate.model_validate(seg.params)
+    ids, table = await load_features(run.session, run.tenant_id)
+    await run.report(0.3)
+    features = p.features or clustering.default_features(table)
+    try:
+        result = clustering.segment_kmeans(
+            table, features, k=p.k, k_range=(p.k_min, p.k_max), seed=p.seed
+        )
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    await run.report(0.8)
+    now = datetime.now(UTC)
+    made = []
+    for cluster in result.clusters:
+        segment = Segment(
+            tenant_id=run.tenant_id,
+            slug=f"kmeans:{seg.id}:{cluster.label}",
+            name=cluster.name,
+            description=cluster.description,
+            kind="segmentation",
+            details={
+                "segmentation_id": str(seg.id),
+                "method": "kmeans",
+                "label": cluster.label,
+                "centroid": cluster.centroid,
+                "statistic": cluster.statistic,
+                "z_scores": cluster.z_scores,
+                "traits": list(cluster.traits),
+                "share": cluster.share,
+            },
+        )
+        run.session.add(segment)
+        await run.session.flush()
+        members = [
+            cid for cid, label in zip(ids, result.labels, strict=True) if label == cluster.label
+        ]
+        size, _, _ = await repository.replace_members(
+            run.session, run.tenant_id, segment.id, repository.ids_select(members), now
+        )
+        segment.size, segment.refreshed_at = size, now
+        made.append(
+            {
+                "segment_id": str(segment.id),
+                "name": cluster.name,
+                "size": size,
+                "description": cluster.description,
+                "centroid": cluster.centroid,
+            }
+        )
+    return {
+        "segments": made,
+        "k": result.k,
+        "k_chosen": result.k_chosen,
+        "features": list(result.features),
+        "customers": int(len(ids)),
+        "silhouette": result.silhouette,
+        "davies_bouldin": result.davies_bouldin,
+        "scores": [
+            {"k": s.k, "silhouette": s.silhouette, "davies_bouldin": s.davies_bouldin}
+            for s in result.scores
+        ],
+        "seed": result.seed,
+    }
+
+
+async def run_job(run: JobRun) -> dict[str, Any]:
+    seg = (
+        await run.session.execute(
+            select(Segmentation).where(
+                Segmentation.tenant_id == run.tenant_id,
+                Segmentation.id == uuid.UUID(run.params["segmentation_id"]),
+            )
+        )
+    ).scalar_one_or_none()
+    if seg is None:
+        return {"skipped": "the segmentation is gone"}
+    result = await (_rfm(run, seg) if seg.method == "rfm" else _kmeans(run, seg))
+    seg.result = result
+    return result
+
+
+RUN_KIND = JobKind(RUN, run_job, timeout_s=900, max_tries=2)
+
+
+async def read(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> SegmentationRead:
+    from shared.segments import service as segments
+
+    try:
+        seg_id = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("No segmentation with this id.") from None
+    seg = (
+        await session.execute(
+            select(Segmentation).where(
+                Segmentation.tenant_id == tenant_id, Segmentation.id == seg_id
+            )
+        )
+    ).scalar_one_or_none()
+    if seg is None:
+        raise NotFound("No segmentation with this id.")
+    status = "queued"
+    if seg.job_id is not None:
+        status = (await jobs.get(session, tenant_id, seg.job_id)).status
+    made = []
+    for item in (seg.result or {}).get("segments", []):
+        segment = await repository.get(session, tenant_id, uuid.UUID(item["segment_id"]))
+        if segment is not None:
+            made.append(segments.to_read(segment))
+    return SegmentationRead(
+        id=seg.id,
+        method=seg.method,
+        params=seg.params,
+        job_id=seg.job_id,
+        status=status,
+        result=seg.result,
+        segments=made,
+        created_at=seg.created_at,
+    )
