@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics import rfm
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue
@@ -25,19 +26,7 @@ from shared.segments import clustering, repository
 from shared.segments.schemas import SegmentRead
 
 RUN = "segmentations.run"
-RFM_GROUPS = (
-    "Champions",
-    "Loyal Customers",
-    "Potential Loyalist",
-    "New Customers",
-    "Promising",
-    "Need Attention",
-    "About To Sleep",
-    "At Risk",
-    "Cannot Lose Them",
-    "Hibernating",
-    "Lost",
-)
+RFM_GROUPS = rfm.SEGMENTS
 TOP_CATEGORIES = 8
 
 
