@@ -256,3 +256,31 @@ async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
     async with owner_engine.connect() as conn:
         unlinked = await conn.scalar(text("SELECT count(*) FROM events WHERE customer_id IS NULL"))
     assert unlinked == 0
+
+
+async def test_filters_cover_every_kind_of_fact(client, tenant):
+    h = auth(tenant.api_key)
+    await client.post(
+        "/v1/customers",
+        json=customer("a", timezone="Asia/Ho_Chi_Minh", children=3, occupation="teacher"),
+        headers=h,
+    )
+    await client.post(
+        "/v1/customers",
+        json=customer("b", timezone="Europe/Berlin", children=0, birth_date="1950-01-01"),
+        headers=h,
+    )
+    await client.post("/v1/orders", json=order("a", placed_at="2026-02-01T00:00:00Z"), headers=h)
+
+    async def ids(query):
+        r = await client.get(f"/v1/customers?{query}", headers=h)
+        assert r.status_code == 200, r.text
+        return {c["external_id"] for c in r.json()["items"]}
+
+    assert await ids("timezone=Europe/Berlin") == {"b"}
+    assert await ids("min_children=1&max_children=5") == {"a"}
+    assert await ids("occupation=teacher") == {"a"}
+    assert await ids("min_age=70") == {"b"}
+    assert await ids("first_order_after=2026-01-15T00:00:00Z") == {"a"}
+    assert await ids("max_days_since_last_order=10000&min_tenure_days=1") == {"a"}
+    assert await ids("value=health&accepts_marketing=true") == {"a", "b"}

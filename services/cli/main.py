@@ -1,4 +1,4 @@
-"""`portrait up | api | worker | migrate | tenants create SLUG`.
+"""`portrait up | api | worker | migrate | tenants create SLUG | demo`.
 
 `up` is the zero set-up path: with no DATABASE_URL / REDIS_URL it starts embedded PostgreSQL
 and Redis with their data under PORTRAIT_DATA_DIR (default ./.portrait), migrates, then runs

@@ -230,7 +230,9 @@ class CustomerFilters(BaseModel):
     referred_by: Str255 | None = None
     min_age: int | None = Field(default=None, ge=0, le=130)
     max_age: int | None = Field(default=None, ge=0, le=130)
+    timezone: Str64 | None = None
     min_children: int | None = Field(default=None, ge=0, le=30)
+    max_children: int | None = Field(default=None, ge=0, le=30)
     min_orders: int | None = Field(default=None, ge=0)
     max_orders: int | None = Field(default=None, ge=0)
     min_total_spent: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -247,6 +249,8 @@ class CustomerFilters(BaseModel):
     preferred_order_channel: Str32 | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    first_order_after: datetime | None = None
+    first_order_before: datetime | None = None
     last_order_after: datetime | None = None
     last_order_before: datetime | None = None
     rfm_segment: RfmSegment | None = None

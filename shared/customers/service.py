@@ -368,6 +368,7 @@ _EQUALS = (
     "region",
     "city",
     "postcode",
+    "timezone",
     "preferred_channel",
     "accepts_marketing",
     "referred_by",
@@ -396,13 +397,14 @@ def conditions(f: CustomerFilters, now: datetime | None = None) -> list[ColumnEl
     if f.max_age is not None:
         out.append(Customer.birth_date > _years_before(today, f.max_age + 1))
     ranges: list[tuple[Any, Any, Any]] = [
-        (Customer.children, f.min_children, None),
+        (Customer.children, f.min_children, f.max_children),
         (Customer.order_count, f.min_orders, f.max_orders),
         (Customer.total_spent, f.min_total_spent, f.max_total_spent),
         (Customer.average_order_value, f.min_average_order_value, f.max_average_order_value),
         (Customer.refund_count, f.min_refunds, None),
         (Customer.referral_count, f.min_referrals, None),
         (Customer.created_at, f.created_after, f.created_before),
+        (Customer.first_order_at, f.first_order_after, f.first_order_before),
         (Customer.last_order_at, f.last_order_after, f.last_order_before),
     ]
     for column, low, high in ranges:
