@@ -13,8 +13,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import (
-    CustomerIdentity,
-    Event,
     ImportChunk,
     Order,
     OrderItem,
@@ -142,12 +140,33 @@ async def known_identities(
     if not anonymous_ids:
         return {}
     rows = await session.execute(
-        select(CustomerIdentity.anonymous_id, CustomerIdentity.customer_id).where(
-            CustomerIdentity.tenant_id == tenant_id,
-            CustomerIdentity.anonymous_id.in_(sorted(set(anonymous_ids))),
-        )
+        text(
+            "SELECT anonymous_id, customer_id FROM identities "
+            "WHERE tenant_id = :t AND anonymous_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"t": tenant_id, "ids": sorted(set(anonymous_ids))},
     )
     return {k: v for k, v in rows}
+
+
+_LINK = text(
+    """
+    INSERT INTO identities (tenant_id, anonymous_id, customer_id)
+    SELECT :t, x.anonymous_id, x.customer_id
+    FROM unnest(CAST(:anon AS text[]), CAST(:cust AS uuid[])) AS x(anonymous_id, customer_id)
+    ON CONFLICT DO NOTHING
+    """
+)
+_BACKFILL = text(
+    """
+    UPDATE events e SET customer_id = i.customer_id
+    FROM identities i
+    WHERE e.tenant_id = :t AND e.customer_id IS NULL
+      AND e.anonymous_id = ANY(CAST(:anon AS text[]))
+      AND i.tenant_id = e.tenant_id AND i.anonymous_id = e.anonymous_id
+    RETURNING e.customer_id
+    """
+)
 
 
 async def link_identities(
@@ -157,34 +176,11 @@ async def link_identities(
     earlier events onto the customer. Returns the customers whose events changed."""
     if not links:
         return set()
+    ordered = sorted(links.items())
     await session.execute(
-        insert(CustomerIdentity)
-        .values(
-            [
-                {"tenant_id": tenant_id, "anonymous_id": a, "customer_id": c}
-                for a, c in sorted(links.items())
-            ]
-        )
-        .on_conflict_do_nothing()
+        _LINK, {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]}
     )
-    resolved = await known_identities(session, tenant_id, list(links))
-    moved = await session.execute(
-        update(Event)
-        .where(
-            Event.tenant_id == tenant_id,
-            Event.customer_id.is_(None),
-            Event.anonymous_id.in_(list(resolved)),
-        )
-        .values(
-            customer_id=select(CustomerIdentity.customer_id)
-            .where(
-                CustomerIdentity.tenant_id == tenant_id,
-                CustomerIdentity.anonymous_id == Event.anonymous_id,
-            )
-            .scalar_subquery()
-        )
-        .returning(Event.customer_id)
-    )
+    moved = await session.execute(_BACKFILL, {"t": tenant_id, "anon": [a for a, _ in ordered]})
     return {cid for (cid,) in moved if cid is not None}
 
 
