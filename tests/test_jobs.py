@@ -37,7 +37,7 @@ async def test_job_runs_to_success_through_the_worker(app, client, tenant, worke
 
 
 async def test_progress_is_visible_while_running(app, client, tenant, worker_factory):
-    job_id = await create_job(app.state.queue, tenant.tenant_id, steps=40, step_s=0.05)
+    job_id = await create_job(app.state.queue, tenant.tenant_id, steps=100, step_s=0.05)
     worker = worker_factory()
     task = asyncio.create_task(worker.main())
     try:
