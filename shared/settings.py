@@ -35,6 +35,7 @@ class WorkerSettings(BaseModel):
     max_tries: int = 3
     outbox_interval_s: float = 1.0
     outbox_min_age_s: float = 2.0
+    inbox_interval_s: float = 0.2
     # Delivery ids are remembered this long (never less than 3 days) to drop replays.
     webhook_retention_days: int = 7
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from shared.ingest.signing import sign_shopify, sign_standard
 from tests.factories.store import customer, event, order
-from tests.helpers import auth
+from tests.helpers import auth, run_burst
 from tests.test_auth import assert_problem
 
 FIXTURES = Path(__file__).parent / "unit" / "fixtures" / "shopify"
@@ -131,11 +131,22 @@ async def test_a_late_update_after_deletion_does_not_revive(client, tenant):
     assert_problem(await client.get("/v1/customers/ext:c-1", headers=auth(tenant.api_key)), 404)
 
 
-async def test_generic_events_and_identify(client, tenant):
+async def test_generic_events_are_accepted_then_applied_by_the_worker(
+    client, tenant, worker_factory, owner_engine
+):
     anon = event("product_view", anonymous_id="anon-1")
-    assert (await send_generic(client, tenant, {"type": "event.tracked", "data": anon})).json()[
-        "outcome"
-    ] == "applied"
+    first = await send_generic(
+        client, tenant, {"type": "event.tracked", "data": anon}, msg_id="msg_ev"
+    )
+    assert first.json()["outcome"] == "accepted"
+    again = await send_generic(
+        client, tenant, {"type": "event.tracked", "data": anon}, msg_id="msg_ev"
+    )
+    assert again.json()["outcome"] == "duplicate"
+    bad = await send_generic(
+        client, tenant, {"type": "event.tracked", "data": {**anon, "occurred_at": "soon"}}
+    )
+    assert_problem(bad, 422)
     await send_generic(client, tenant, {"type": "customer.created", "data": customer("c-1")})
     r = await send_generic(
         client,
@@ -143,10 +154,17 @@ async def test_generic_events_and_identify(client, tenant):
         {"type": "identify", "data": {"anonymous_id": "anon-1", "customer_external_id": "c-1"}},
     )
     assert r.json()["outcome"] == "applied"
+    await run_burst(worker_factory)  # its start-up drains the inbox
     items = (
         await client.get("/v1/customers/ext:c-1/timeline", headers=auth(tenant.api_key))
     ).json()["items"]
     assert [i["summary"] for i in items] == ["product_view"]
+    async with owner_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM webhook_inbox")) == 0
+        outcome = await conn.scalar(
+            text("SELECT outcome FROM webhook_deliveries WHERE delivery_id = 'msg_ev'")
+        )
+    assert outcome == "applied"
 
 
 async def test_malformed_generic_delivery_is_422_and_stores_nothing(client, tenant, owner_engine):

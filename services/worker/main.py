@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.analytics import value
 from shared.db.engine import app_url, make_engine, make_sessionmaker, unit_of_work
+from shared.ingest import inbox
 from shared.ingest import jobs as ingest_jobs
 from shared.ingest import repository as ingest_repo
 from shared.jobs import runner, system
@@ -50,6 +51,7 @@ class WorkerContext(TypedDict, total=False):
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: JobQueue
     relay_task: asyncio.Task[None]
+    inbox_task: asyncio.Task[None]
 
 
 def _arq_function(kind: runner.JobKind) -> Any:
@@ -113,12 +115,18 @@ async def startup(ctx: dict[str, Any]) -> None:
             min_age_s=settings.worker.outbox_min_age_s,
         )
     )
+    # Webhook deliveries waiting in the inbox: likewise, now and then continuously.
+    await inbox.drain(sessionmaker)
+    ctx["inbox_task"] = asyncio.create_task(
+        inbox.drain_forever(sessionmaker, interval_s=settings.worker.inbox_interval_s)
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    task: asyncio.Task[None] | None = ctx.get("relay_task")
-    if task:
-        task.cancel()
+    for name in ("relay_task", "inbox_task"):
+        task: asyncio.Task[None] | None = ctx.get(name)
+        if task:
+            task.cancel()
     engine: AsyncEngine | None = ctx.get("engine")
     if engine:
         await engine.dispose()

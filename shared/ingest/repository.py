@@ -303,3 +303,71 @@ async def lock_anonymous_ids(
             ),
             {"t": str(tenant_id), "ids": ids},
         )
+
+
+_ENQUEUE = text(
+    """
+    WITH delivery AS (
+        INSERT INTO webhook_deliveries (tenant_id, source, delivery_id, topic, outcome)
+        VALUES (:t, :source, :delivery, :topic, 'queued')
+        ON CONFLICT DO NOTHING
+        RETURNING tenant_id
+    )
+    INSERT INTO webhook_inbox (tenant_id, source, delivery_id, payload)
+    SELECT :t, :source, :delivery, CAST(:payload AS jsonb) FROM delivery
+    RETURNING id
+    """
+)
+
+
+async def enqueue_delivery(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    source: str,
+    delivery_id: str,
+    topic: str,
+    payload: dict[str, Any],
+) -> bool:
+    """Claim the delivery id and store the delivery for the worker, in one statement.
+    False when the delivery id was seen before."""
+    result = await session.execute(
+        _ENQUEUE,
+        {
+            "t": tenant_id,
+            "source": source,
+            "delivery": delivery_id,
+            "topic": topic,
+            "payload": json.dumps(payload, separators=(",", ":")),
+        },
+    )
+    return result.first() is not None
+
+
+async def inbox_tenants(session: AsyncSession) -> list[uuid.UUID]:
+    return list((await session.execute(text("SELECT portrait_inbox_tenants()"))).scalars())
+
+
+async def claim_inbox(session: AsyncSession, tenant_id: uuid.UUID, limit: int) -> list[Any]:
+    rows = await session.execute(
+        text(
+            "SELECT id, source, delivery_id, payload FROM webhook_inbox WHERE tenant_id = :t "
+            "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+        ),
+        {"t": tenant_id, "n": limit},
+    )
+    return list(rows)
+
+
+async def finish_inbox(session: AsyncSession, tenant_id: uuid.UUID, rows: list[Any]) -> None:
+    await session.execute(
+        text("DELETE FROM webhook_inbox WHERE tenant_id = :t AND id = ANY(CAST(:ids AS bigint[]))"),
+        {"t": tenant_id, "ids": [r.id for r in rows]},
+    )
+    await session.execute(
+        text(
+            "UPDATE webhook_deliveries SET outcome = 'applied' WHERE tenant_id = :t "
+            "AND (source, delivery_id) IN (SELECT * FROM unnest(CAST(:s AS text[]), "
+            "CAST(:d AS text[])))"
+        ),
+        {"t": tenant_id, "s": [r.source for r in rows], "d": [r.delivery_id for r in rows]},
+    )

@@ -168,5 +168,7 @@ class CustomerDeleted(BaseModel):
 
 class WebhookAck(BaseModel):
     delivery_id: str
-    outcome: Literal["applied", "ignored_stale", "ignored_erased", "duplicate", "ignored"]
+    outcome: Literal[
+        "applied", "accepted", "ignored_stale", "ignored_erased", "duplicate", "ignored"
+    ]
     detail: str | None = None

@@ -57,6 +57,24 @@ def _json(body: bytes) -> Any:
         raise InvalidInput("The body is not valid JSON (UTF-8).") from None
 
 
+# Webhook secrets change rarely and every delivery needs one: keep them briefly in memory.
+SECRET_TTL_S = 30.0
+_secrets: dict[uuid.UUID, tuple[str | None, float]] = {}
+
+
+async def _secret(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
+    cached = _secrets.get(tenant_id)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    tenant = await tenants_repo.get_tenant(session, tenant_id)
+    secret = tenant.webhook_secret if tenant is not None else None
+    if len(_secrets) > 10_000:
+        _secrets.clear()
+    _secrets[tenant_id] = (secret, now + SECRET_TTL_S)
+    return secret
+
+
 async def authenticate(
     session: AsyncSession,
     source: str,
@@ -70,10 +88,10 @@ async def authenticate(
     except ValueError:
         raise Unauthorized(_UNAUTHORIZED) from None
     await set_tenant(session, tenant_id)
-    tenant = await tenants_repo.get_tenant(session, tenant_id)
-    if tenant is None or source not in SOURCES:
+    secret = await _secret(session, tenant_id)
+    if secret is None or source not in SOURCES:
         raise Unauthorized(_UNAUTHORIZED)
-    secrets = [tenant.webhook_secret]
+    secrets = [secret]
     try:
         if source == "generic":
             delivery_id = verify_standard(secrets, headers, body, now=time.time())
@@ -97,6 +115,8 @@ async def receive(
 ) -> WebhookAck:
     tenant_id, delivery_id = await authenticate(session, source, tenant_ref, headers, body)
     payload = _json(body)
+    if source == "generic" and isinstance(payload, dict) and payload.get("type") == "event.tracked":
+        return await _accept_event(session, tenant_id, delivery_id, payload)
     topic = (
         shopify.read_headers(headers).topic or "unknown"
         if source == "shopify"
@@ -116,6 +136,31 @@ async def receive(
         outcome, detail = await _apply_shopify(session, tenant_id, topic, payload, delivery_id)
     await repository.set_delivery_outcome(session, tenant_id, source, delivery_id, outcome)
     return WebhookAck(delivery_id=delivery_id, outcome=outcome, detail=detail)
+
+
+async def _accept_event(
+    session: AsyncSession, tenant_id: uuid.UUID, delivery_id: str, payload: dict[str, Any]
+) -> WebhookAck:
+    """Tracked events are many and order-free: check them now (a bad one is a 422), store
+    them in the inbox with one statement, and let the worker apply them in batches."""
+    try:
+        event = EventIn.model_validate(GenericEnvelope.model_validate(payload).data)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    stored = await repository.enqueue_delivery(
+        session, tenant_id, "generic", delivery_id, "event.tracked", event.model_dump(mode="json")
+    )
+    if not stored:
+        return WebhookAck(
+            delivery_id=delivery_id,
+            outcome="duplicate",
+            detail="This delivery was received before; applied once.",
+        )
+    return WebhookAck(
+        delivery_id=delivery_id,
+        outcome="accepted",
+        detail="Stored; applied within moments by the worker.",
+    )
 
 
 def _outcome(value: str) -> str:

@@ -5,7 +5,7 @@ from shared.models.analytics import CustomerValue, ValueRun
 from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
 from shared.models.event import CustomerIdentity, Event
-from shared.models.ingest import ImportChunk, WebhookDelivery
+from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
 from shared.models.segment import Segment, Segmentation, SegmentMember
@@ -29,6 +29,7 @@ TENANT_TABLES = (
     "segments",
     "segment_members",
     "segmentations",
+    "webhook_inbox",
 )
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "Tombstone",
     "ValueRun",
     "WebhookDelivery",
+    "WebhookInbox",
 ]

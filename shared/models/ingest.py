@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -50,3 +53,20 @@ class ImportChunk(Base):
     job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebhookInbox(Base):
+    """Tracked-event deliveries accepted and waiting for the worker, which applies them in
+    set-based batches. Only high-volume, order-free deliveries (events) come through here;
+    profile and order updates are applied at once so their answer can say "ignored"."""
+
+    __tablename__ = "webhook_inbox"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
