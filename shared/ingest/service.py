@@ -110,11 +110,17 @@ async def ingest_events(
         if e.anonymous_id and e.customer_external_id and e.customer_external_id in customer_ids
     }
     anonymous = [e.anonymous_id for e in events if e.anonymous_id and not e.customer_external_id]
-    # Concurrent batches may link a visitor and store their anonymous events at once: lock
-    # each anonymous id for this transaction, so whichever commits second sees the first.
-    await repository.lock_anonymous_ids(session, tenant_id, [*links, *anonymous])
-    touched = await repository.link_identities(session, tenant_id, links)
-    identities = await repository.known_identities(session, tenant_id, anonymous)
+    # A visitor's link, once made, never changes (the first wins), so only visitors not yet
+    # linked need care: concurrent batches may link one and store their anonymous events at
+    # once. Lock those ids for this transaction, so whichever commits second sees the first.
+    identities = await repository.known_identities(session, tenant_id, [*links, *anonymous])
+    fresh = sorted({*links, *anonymous} - set(identities))
+    if fresh:
+        await repository.lock_anonymous_ids(session, tenant_id, fresh)
+        identities |= await repository.known_identities(session, tenant_id, fresh)
+    new_links = {a: c for a, c in links.items() if a not in identities}
+    touched = await repository.link_identities(session, tenant_id, new_links)
+    identities |= new_links
     rows: list[dict[str, Any]] = []
     erased = 0
     seen: set[str] = set()
