@@ -546,10 +546,17 @@ def _event(node: EventCondition, ctx: Context) -> ColumnElement[bool]:
         *(_property(f) for f in node.where),
     ]
     base = select(Event.customer_id).where(*where).group_by(Event.customer_id)
+    # "At least once" and "never" need no counting: a (NOT) EXISTS lets PostgreSQL pick a
+    # semi- or anti-join, by index probe per customer or by hashing the matching events.
+    any_event = select(Event.customer_id).where(*where, Event.customer_id == Customer.id).exists()
     parts: list[ColumnElement[bool]] = []
-    if node.min_count:
+    if node.min_count == 1:
+        parts.append(any_event)
+    elif node.min_count:
         parts.append(Customer.id.in_(base.having(func.count() >= node.min_count)))
-    if node.max_count is not None:
+    if node.max_count == 0:
+        parts.append(~any_event)
+    elif node.max_count is not None:
         parts.append(Customer.id.not_in(base.having(func.count() > node.max_count)))
     return and_(true(), *parts)
 
