@@ -131,7 +131,8 @@ async def measure_sql(
             plan = await raw.fetchval(
                 f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}", tenant_id, as_of
             )
-            plans[sql] = plan = json.loads(plan)[0]
+            # SQLAlchemy's asyncpg connections decode json already; a bare one gives text.
+            plans[sql] = plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
             return float(plan["Execution Time"]) / 1000
 
         async def fetch(sql: str) -> Any:
