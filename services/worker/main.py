@@ -15,7 +15,6 @@ from typing import Any, TypedDict
 from arq import Retry, Worker, cron, func
 from arq.constants import health_check_key_suffix
 from arq.typing import WorkerCoroutine
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.analytics import value
@@ -30,6 +29,7 @@ from shared.logging import setup_logging
 from shared.segments import segmentation
 from shared.segments import service as segments
 from shared.settings import Settings, get_settings
+from shared.tenants import repository as tenants_repo
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ async def nightly_customer_value(ctx: dict[str, Any]) -> int:
     under its own tenant's row-level security)."""
     sessionmaker = ctx["sessionmaker"]
     async with unit_of_work(sessionmaker) as session:
-        tenant_ids = list((await session.execute(text("SELECT portrait_tenant_ids()"))).scalars())
+        tenant_ids = await tenants_repo.all_tenant_ids(session)
     for tenant_id in tenant_ids:
         async with unit_of_work(sessionmaker, tenant_id) as session:
             await jobs.create(session, ctx["queue"], tenant_id, value.CUSTOMER_VALUE.name, {})
@@ -90,7 +90,7 @@ async def scheduled_segment_refresh(ctx: dict[str, Any]) -> int:
     """Every few minutes: queue refreshes for segments whose schedule says they are due."""
     sessionmaker = ctx["sessionmaker"]
     async with unit_of_work(sessionmaker) as session:
-        tenant_ids = list((await session.execute(text("SELECT portrait_tenant_ids()"))).scalars())
+        tenant_ids = await tenants_repo.all_tenant_ids(session)
     queued = 0
     for tenant_id in tenant_ids:
         async with unit_of_work(sessionmaker, tenant_id) as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import ApiKey, Tenant
@@ -44,3 +44,9 @@ async def find_active_key(
 
 async def get_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
     return await session.get(Tenant, tenant_id)
+
+
+async def all_tenant_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Every tenant's id, through the owner-run `portrait_tenant_ids()` (ids only), for the
+    nightly and scheduled jobs that then work under each tenant's row-level security."""
+    return list((await session.execute(text("SELECT portrait_tenant_ids()"))).scalars())
