@@ -32,6 +32,9 @@ class WorkerSettings(BaseModel):
     max_jobs: int = 20
     poll_delay_s: float = 0.1
     job_timeout_s: int = 600
+    # Jobs run set-based statements over a whole tenant (a million customers): they get far
+    # longer than a request's 30 s.
+    statement_timeout_ms: int = 900_000
     max_tries: int = 3
     outbox_interval_s: float = 1.0
     outbox_min_age_s: float = 2.0

@@ -102,7 +102,9 @@ async def scheduled_segment_refresh(ctx: dict[str, Any]) -> int:
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
-    engine = make_engine(app_url(settings), settings)
+    engine = make_engine(
+        app_url(settings), settings, statement_timeout_ms=settings.worker.statement_timeout_ms
+    )
     sessionmaker = make_sessionmaker(engine)
     queue = JobQueue(ctx["redis"], sessionmaker, settings.worker.queue_name)
     ctx.update(settings=settings, engine=engine, sessionmaker=sessionmaker, queue=queue)

@@ -43,8 +43,14 @@ def app_url(settings: Settings) -> URL:
     )
 
 
-def make_engine(url: URL, settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
-    timeout = settings.database.statement_timeout_ms
+def make_engine(
+    url: URL,
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    statement_timeout_ms: int | None = None,
+) -> AsyncEngine:
+    timeout = statement_timeout_ms or settings.database.statement_timeout_ms
     return create_async_engine(
         url,
         pool_size=pool_size or settings.database.pool_size,
