@@ -109,3 +109,12 @@ async def test_import_needs_a_known_format_and_a_body(client, tenant):
     assert_problem(empty, 422)
     bad_kind = await client.post("/v1/imports?kind=people&format=csv", content=b"a", headers=h)
     assert_problem(bad_kind, 422)
+
+
+async def test_an_import_of_many_new_visitors_holds_few_locks(client, tenant, worker_factory):
+    """Each new visitor is locked for the import's transaction; the locks are bucketed, so
+    twelve thousand visitors cannot exhaust PostgreSQL's lock table."""
+    lines = [json.dumps(event(anonymous_id=f"v-{n}", id=f"ev-{n}")) for n in range(12_000)]
+    body = "\n".join(lines).encode()
+    result = await _import(client, tenant, worker_factory, "events", body, "application/x-ndjson")
+    assert result["imported"] == 12_000

@@ -289,19 +289,25 @@ async def insert_chunk(
     )
 
 
+LOCK_BUCKETS = 1024
+
+
 async def lock_anonymous_ids(
     session: AsyncSession, tenant_id: uuid.UUID, anonymous_ids: Sequence[str]
 ) -> None:
-    """Transaction-level advisory locks on (tenant, anonymous id), taken in one sorted order
-    so two batches can never wait on each other in a cycle."""
+    """Transaction-level advisory locks guarding these visitors, taken in one sorted order so
+    two batches never wait on each other in a cycle. Visitors share LOCK_BUCKETS locks per
+    tenant, so a transaction holds at most that many however many visitors it touches (a
+    large import would otherwise exhaust the server's lock table)."""
     ids = sorted(set(anonymous_ids))
     if ids:
         await session.execute(
             text(
-                "SELECT pg_advisory_xact_lock(hashtextextended(CAST(:t AS text) || ':' || a, 0)) "
-                "FROM unnest(CAST(:ids AS text[])) AS a ORDER BY a"
+                "SELECT pg_advisory_xact_lock(hashtext(CAST(:t AS text)), b) FROM ("
+                "SELECT DISTINCT hashtext(a) & :mask AS b "
+                "FROM unnest(CAST(:ids AS text[])) AS a) AS buckets ORDER BY b"
             ),
-            {"t": str(tenant_id), "ids": ids},
+            {"t": str(tenant_id), "ids": ids, "mask": LOCK_BUCKETS - 1},
         )
 
 
