@@ -99,6 +99,23 @@ def servers() -> Iterator[Env]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+async def fresh_database(env: Env) -> None:
+    """Drop and recreate the bench database, migrated: a run depends on no earlier run, not
+    even on the planner statistics an earlier run left (TRUNCATE keeps them)."""
+    from shared.db.migrate import create_database_if_missing, upgrade
+    from shared.settings import Settings
+
+    server = make_url(env.database_url).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(server.render_as_string(hide_password=False))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    settings = Settings(DATABASE_URL=env.database_url)
+    await create_database_if_missing(env.database_url, settings)
+    await upgrade(settings)
+
+
 class Child:
     """A `portrait` command run as a child process, its output kept in a log file."""
 

@@ -50,11 +50,9 @@ from sqlalchemy.engine import make_url
 
 from bench import common
 from shared.db.base import new_id
-from shared.db.migrate import create_database_if_missing, upgrade
 from shared.embedded import free_port
 from shared.ingest.demo import DemoConfig, DemoStore, generate, iter_events
 from shared.ingest.signing import sign_standard
-from shared.settings import Settings
 
 EVENT_COLUMNS = ("tenant_id", "external_id", "name", "customer_id", "anonymous_id",
                  "session_id", "occurred_at", "device", "channel", "properties")  # fmt: skip
@@ -116,9 +114,19 @@ async def prepare(
     return data
 
 
-async def reset(conn: asyncpg.Connection) -> None:
+async def reset(conn: asyncpg.Connection) -> int:
+    """Empty the tables a way loads. The planner then knows `events` only by the statistics
+    of its last analysis (if any) until autovacuum analyzes it again; the ingest plans depend
+    on that, so each way records how often it was analyzed meanwhile (`events_analyzed`)."""
     await conn.execute("TRUNCATE events, identities")
     await conn.execute("VACUUM ANALYZE customers")
+    return await analyzed(conn)
+
+
+async def analyzed(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(
+        "SELECT autoanalyze_count + analyze_count FROM pg_stat_user_tables WHERE relname = 'events'"
+    )
 
 
 async def state(conn: asyncpg.Connection, tenant: uuid.UUID) -> list[int]:
@@ -258,13 +266,10 @@ async def inbox_drained(conn: asyncpg.Connection, tenant: uuid.UUID) -> float | 
 
 async def run(args: argparse.Namespace, env: common.Env, store: DemoStore) -> dict[str, Any]:
     queue = f"portrait:bench:{os.getpid()}"
-    settings = Settings(DATABASE_URL=env.database_url)
-    await create_database_if_missing(env.database_url, settings)
-    await upgrade(settings)
+    await common.fresh_database(env)
     dsn = make_url(env.database_url).set(drivername="postgresql")
     conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
     try:
-        await conn.execute("TRUNCATE tenants CASCADE")  # the bench database only: start clean
         tenant = json.loads(common.run_cli(env, ["tenants", "create", "bench"], queue))
         tenant_id = uuid.UUID(tenant["tenant_id"])
         data = await prepare(conn, tenant_id, store, env.scratch / "events.ndjson")
@@ -287,11 +292,12 @@ async def run(args: argparse.Namespace, env: common.Env, store: DemoStore) -> di
             todo = {"events": partial(way_events, client, data, args.batch, args.clients),
                     "import": partial(way_import, client, data)}  # fmt: skip
             for name, way in todo.items():
-                await reset(conn)
+                before = await reset(conn)
                 print(f"loading {data.rows} events: {name} ...", flush=True)
                 meter = common.Meter([api, worker])
                 ways[name] = {**await common.attempt(way, api, worker), "cpu": meter.done()}
                 ways[name]["state"] = await state(conn, tenant_id)
+                ways[name]["events_analyzed"] = await analyzed(conn) - before
         print(f"webhooks for {args.seconds:.0f} s ...", flush=True)
         meter = common.Meter([api, worker])
         hooks = partial(way_webhooks, port, tenant, data, args.seconds, args.webhook_clients)
@@ -325,7 +331,8 @@ def report(
                      "met?": {True: "yes", False: "NO"}.get(met, "-")})  # fmt: skip
     print("\n" + common.table(rows, list(rows[0])) + "\n")
     details = ("errors", "batches_lost", "rejected", "upload_seconds", "p50_ms", "p99_ms",
-               "inbox_drained_s", "stored", "state", "failed", "logs")  # fmt: skip
+               "inbox_drained_s", "stored", "state", "events_analyzed", "failed",
+               "logs")  # fmt: skip
     for name, w in ways.items():
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in w["cpu"].items() if k not in ("wall", "machine"))
         extra = json.dumps({k: w[k] for k in details if k in w})

@@ -9,12 +9,12 @@ size is `python -m bench.segments --customers 1000000` (~10M events; loading tak
   least 200, and added to cart at least once in the last D days, D chosen so the window
   covers the store's last two weeks of tracked events (the store ends on a fixed date).
 - Preview: `shared.segments.service.preview` (count, share, a sample of 10), as the app role
-  under row-level security with the tenant set; median of `--repeat` runs after one warm-up,
-  and its count statement alone. Baselines: the same count as one hand-written statement
-  (EXISTS), same connection; and DuckDB in memory over the customers and events exported from
-  PostgreSQL (export time apart). The app's count statement is EXPLAIN ANALYZEd into the
-  results. `--try-index` then builds a covering events index, times preview and the
-  hand-written count again, and drops it (migrations are not touched).
+  under row-level security with the tenant set, and its count statement alone; median of
+  `--repeat` rounds (each way once a round, in turn) after one warm-up. Baselines: the same
+  count as one hand-written statement (EXISTS), same connection; and DuckDB in memory over the
+  customers and events exported from PostgreSQL (export time apart). Both counts are EXPLAIN
+  ANALYZEd into the results. `--try-index` then builds a covering events index, times preview
+  and the hand-written count again, and drops it (migrations are not touched).
 - Refresh: a rule segment with that condition, `shared.segments.service.refresh` in its own
   transaction (committed): first from empty (everyone enters), then again with nothing
   changed. Baseline: `INSERT INTO segment_members ... SELECT` the same customers by hand for
@@ -102,18 +102,23 @@ class Question:
         return (self.since(), COUNTRY, MIN_SPENT, EVENT)
 
 
-async def _runs(fn: Callable[[], Awaitable[Any]], repeat: int) -> dict[str, Any]:
-    """One warm-up, then `repeat` timed runs; the median and every run."""
-    started = time.perf_counter()
-    out = await fn()
-    first = time.perf_counter() - started
-    times = []
-    for _ in range(repeat):
+async def _runs(ways: dict[str, Callable[[], Awaitable[Any]]], repeat: int) -> dict[str, Any]:
+    """One warm-up of each way, then `repeat` rounds running each way once in turn (a burst of
+    load elsewhere on the machine hits every way alike); the median and every run."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, fn in ways.items():
         started = time.perf_counter()
-        out = await fn()
-        times.append(round(time.perf_counter() - started, 4))
-    return {"seconds": statistics.median(times), "runs": times, "first_s": round(first, 4),
-            "result": out}  # fmt: skip
+        result = await fn()
+        out[name] = {"runs": [], "first_s": round(time.perf_counter() - started, 4)}
+    for _ in range(repeat):
+        for name, fn in ways.items():
+            started = time.perf_counter()
+            result = await fn()
+            out[name]["runs"].append(round(time.perf_counter() - started, 4))
+            out[name]["result"] = result
+    for o in out.values():
+        o["seconds"] = statistics.median(o["runs"])
+    return out
 
 
 def _positional(stmt: Any) -> tuple[str, list[Any]]:
@@ -143,11 +148,10 @@ async def measure_preview(
         async def hand() -> int:
             return int(await raw.fetchval(HAND_COUNT, tenant_id, *q.args()))
 
-        ways = {
-            "preview": await _runs(preview, repeat),
-            "preview_count_only": await _runs(app_count, repeat),
-            "hand_written_count": await _runs(hand, repeat),
-        }
+        ways = await _runs(
+            {"preview": preview, "preview_count_only": app_count, "hand_written_count": hand},
+            repeat,
+        )
         now = datetime.now(UTC)
         compiled = conditions.compile_condition(node, conditions.Context(tenant_id, now))
         ids = repository.matching(tenant_id, compiled).subquery()
@@ -202,7 +206,7 @@ async def measure_duckdb(
         assert row is not None
         return int(row[0])
 
-    out = await _runs(count, repeat)
+    out = (await _runs({"duckdb_count": count}, repeat))["duckdb_count"]
     duck.close()
     return {**out, "export_seconds": round(exported, 2), "load_seconds": round(loaded, 2)}
 
