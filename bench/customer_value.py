@@ -8,7 +8,7 @@ and its feature step against a hand-written GROUP BY and DuckDB, in the same run
   customers' behaviour facts filled, then VACUUM ANALYZE. The job reads orders as of the
   store's fixed end date, so every run sees the same data.
 - Feature step: `shared.analytics.features.load` as the job runs it: the app role under
-  row-level security, the tenant set, the app's engine options (statement timeout, custom
+  row-level security, the tenant set, the worker's engine options (statement timeout, custom
   plans). Best of `--repeat` runs; also the execution time of `FEATURES_SQL` on the server
   alone (EXPLAIN ANALYZE, timing off), so the hand-over's share (transfer, decoding, arrays)
   shows.
@@ -106,6 +106,30 @@ def _rows_and_check(out: Any) -> tuple[int, dict[str, Any]]:
     return rows, _check(rows, out["frequency"].sum(), out["monetary"].sum())
 
 
+async def _in_turns(
+    fns: dict[str, Callable[[], Awaitable[Any]]],
+    repeat: int,
+    reset: Callable[[], Awaitable[None]],
+) -> tuple[dict[str, list[float]], dict[str, Any], dict[str, str]]:
+    """`repeat` rounds running each way once in turn (a burst of load elsewhere on the machine
+    hits every way alike): times, last outputs, and the ways dropped for a timeout."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    outs: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            if name in failed:
+                continue
+            try:
+                started = time.perf_counter()
+                outs[name] = await fn()
+                times[name].append(round(time.perf_counter() - started, 3))
+            except (asyncpg.QueryCanceledError, TimeoutError) as exc:
+                failed[name] = f"{exc!r}"[:300]
+                await reset()
+    return times, outs, failed
+
+
 async def _timed(fn: Callable[[], Awaitable[Any]], repeat: int) -> tuple[list[float], Any]:
     times, out = [], None
     for _ in range(repeat):
@@ -121,7 +145,7 @@ async def measure_sql(
     """The feature step and the hand-written GROUP BY, in turns, on one app connection."""
     ways: dict[str, Any] = {}
     async with (
-        load_store.app_sessions(settings) as sessions,
+        load_store.app_sessions(settings, worker=True) as sessions,
         load_store.tenant_session(sessions, tenant_id) as session,
     ):
         raw = await load_store.raw_connection(session)
@@ -146,23 +170,15 @@ async def measure_sql(
         async def fetch(sql: str) -> Any:
             return await raw.fetch(sql, tenant_id, as_of)
 
+        async def reset() -> None:  # after a statement timeout the transaction is aborted
+            nonlocal raw
+            await session.rollback()
+            await set_tenant(session, tenant_id)
+            raw = await load_store.raw_connection(session)
+
         todo = {"features": (app, features.FEATURES_SQL), "hand_written": (hand, HAND_SQL)}
-        times: dict[str, list[float]] = {name: [] for name in todo}
-        outs: dict[str, Any] = {}
-        # Rounds, each way once a round: a burst of load elsewhere on the machine hits both.
-        for _ in range(repeat):
-            for name, (fn, _sql) in todo.items():
-                if name in ways:  # failed already
-                    continue
-                try:
-                    started = time.perf_counter()
-                    outs[name] = await fn()
-                    times[name].append(round(time.perf_counter() - started, 3))
-                except (asyncpg.QueryCanceledError, TimeoutError) as exc:
-                    ways[name] = {"failed": f"{exc!r}"[:300], "seconds": None}
-                    await session.rollback()
-                    await set_tenant(session, tenant_id)
-                    raw = await load_store.raw_connection(session)
+        times, outs, failed = await _in_turns({k: v[0] for k, v in todo.items()}, repeat, reset)
+        ways.update({name: {"failed": why, "seconds": None} for name, why in failed.items()})
         for name, (_fn, sql) in todo.items():
             if name in ways:
                 continue
@@ -176,8 +192,14 @@ async def measure_sql(
             ways[name] = {"seconds": min(times[name]), "runs": times[name], "rows": rows,
                           "server_seconds": round(min(server_times), 3),
                           "fetch_seconds": min(fetch_times, default=None), "check": check,
-                          "jit": plan.get("JIT", {}).get("Timing"),
-                          "plan_top": plan["Plan"]["Node Type"]}  # fmt: skip
+                          "jit": plan.get("JIT", {}).get("Timing")}  # fmt: skip
+            # Where the server's time goes, node by node (one run with timing on).
+            text = await raw.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", tenant_id, as_of)
+            ways[name]["plan"] = [r[0] for r in text]
+        # The statement the step really sends, when it wraps FEATURES_SQL (arrays, one row).
+        wrapped = getattr(features, "_ARRAYS_SQL", None)
+        if "seconds" in ways.get("features", {}) and wrapped:
+            ways["features"]["server_seconds_as_sent"] = round(await server(wrapped), 3)
     return ways
 
 
@@ -408,6 +430,9 @@ def report(
     duck = ways.get("duckdb_rfm", {})
     print(f"duckdb export (not counted): {duck.get('export_seconds')} s from PostgreSQL, "
           f"{duck.get('load_seconds')} s into DuckDB")  # fmt: skip
+    for name in ("features", "hand_written"):
+        plan = ways.get(name, {}).get("plan") or []
+        print(f"{name} plan:\n  " + "\n  ".join(line for line in plan if "Buffers" not in line))
     print(f"job progress seen: {job.get('progress_seen')}")
     extra = {k: job.get(k) for k in ("job_row_seconds", "queued_seconds", "worker_idle_mib",
                                      "cpu", "models_usable", "follow_up", "error")}  # fmt: skip

@@ -137,10 +137,11 @@ def create_tenant(env: common.Env, queue: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def app_sessions(settings: Settings) -> Any:
-    """Sessions as the API and worker open them: the app role, subject to row-level security,
-    with the same engine options (statement timeout, custom plans)."""
-    engine = make_engine(app_url(settings), settings, pool_size=2)
+async def app_sessions(settings: Settings, *, worker: bool = False) -> Any:
+    """Sessions as the API (or, with `worker`, the worker) opens them: the app role, subject to
+    row-level security, with the same engine options (statement timeout, custom plans)."""
+    timeout = settings.worker.statement_timeout_ms if worker else None
+    engine = make_engine(app_url(settings), settings, pool_size=2, statement_timeout_ms=timeout)
     try:
         yield make_sessionmaker(engine)
     finally:
