@@ -28,6 +28,7 @@ from services.api.routers import (
 from shared.db.engine import app_url, make_engine, make_sessionmaker
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings, get_settings
 
 API_ROUTERS = (
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.queue = JobQueue(redis, sessionmaker, settings.worker.queue_name)
+        app.state.ratelimiter = RateLimiter(redis)
         try:
             yield
         finally:

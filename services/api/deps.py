@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db.engine import run_after_commit
 from shared.errors import Forbidden, Unauthorized
 from shared.jobs.queue import JobQueue
+from shared.ratelimit import RateLimiter
 from shared.tenants import service as tenants
 from shared.tenants.schemas import Principal, Scope
 
@@ -65,3 +66,11 @@ def get_queue(request: Request) -> JobQueue:
 
 
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def get_ratelimiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.ratelimiter
+    return limiter
+
+
+RateLimiterDep = Annotated[RateLimiter, Depends(get_ratelimiter)]
