@@ -27,10 +27,13 @@ WITH days AS (
     GROUP BY customer_id, day
 ),
 gaps AS (
+    -- One window (one sort): the gap to the previous purchase day, and whether this is the
+    -- customer's last purchase day.
     SELECT customer_id, day, spent, orders,
-           day - lag(day) OVER (PARTITION BY customer_id ORDER BY day) AS gap,
-           max(day) OVER (PARTITION BY customer_id) AS final_day
+           day - lag(day) OVER w AS gap,
+           lead(day) OVER w IS NULL AS is_last
     FROM days
+    WINDOW w AS (PARTITION BY customer_id ORDER BY day)
 ),
 per_customer AS (
     SELECT customer_id,
@@ -41,7 +44,7 @@ per_customer AS (
            sum(spent) AS spent,
            sum(spent) FILTER (WHERE gap IS NOT NULL) AS repeat_spent,
            max(gap) AS longest_gap,
-           max(gap) FILTER (WHERE day = final_day) AS last_gap
+           max(gap) FILTER (WHERE is_last) AS last_gap
     FROM gaps
     GROUP BY customer_id
 ),
@@ -125,7 +128,9 @@ async def load(session: AsyncSession, tenant_id: uuid.UUID, as_of: datetime) -> 
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
-    row = await raw.fetchrow(_ARRAYS_SQL, tenant_id, as_of)
+    # `fetch`, not `fetchrow`: asyncpg runs fetchrow's portal with a row limit, and
+    # PostgreSQL then plans without parallel workers.
+    row = (await raw.fetch(_ARRAYS_SQL, tenant_id, as_of))[0]
     ids = np.empty(len(row["id"] or []), dtype=object)
     ids[:] = row["id"] or []
     columns = {
