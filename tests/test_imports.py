@@ -64,6 +64,9 @@ async def test_ndjson_events_with_duplicates_and_bad_lines(client, tenant, worke
     assert result["rejected"] == 2
     assert result["outcomes"]["duplicate"] == 1
     assert [e["line"] for e in result["errors"]] == [3, 8]
+    # The profile's event facts are refreshed once the import is done.
+    c1 = (await client.get("/v1/customers/ext:c-1", headers=auth(tenant.api_key))).json()
+    assert c1["behaviour"]["preferred_device"] == "mobile"
 
 
 async def test_csv_orders_group_line_items(client, tenant, worker_factory, owner_engine):

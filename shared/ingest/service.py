@@ -54,7 +54,10 @@ async def upsert_orders(
     orders: Sequence[OrderIn],
     *,
     delivery_id: str | None = None,
+    defer_refresh: set[uuid.UUID] | None = None,
 ) -> list[OrderResult]:
+    """Upsert a batch. With `defer_refresh`, the touched customers are added to that set
+    instead of having their facts refreshed now (an import refreshes them once, in bulk)."""
     batch = _newest(orders)
     wanted = [o.customer_external_id for o in batch if o.customer_external_id]
     customer_ids = await customers_repo.ensure(session, tenant_id, wanted)
@@ -95,13 +98,22 @@ async def upsert_orders(
         outcome = IngestOutcome.created if inserted else IngestOutcome.updated
         results.append(OrderResult(o.external_id, outcome, order_id))
     await repository.replace_items(session, tenant_id, items)
-    await stats.refresh_orders(session, tenant_id, touched)
+    if defer_refresh is None:
+        await stats.refresh_orders(session, tenant_id, touched)
+    else:
+        defer_refresh |= touched
     return results
 
 
 async def ingest_events(
-    session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[EventIn]
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    events: Sequence[EventIn],
+    *,
+    defer_refresh: set[uuid.UUID] | None = None,
 ) -> EventsAccepted:
+    """Store a batch. With `defer_refresh`, the touched customers are added to that set
+    instead of having their facts refreshed now (an import refreshes them once, in bulk)."""
     known = [e.customer_external_id for e in events if e.customer_external_id]
     customer_ids = await customers_repo.ensure(session, tenant_id, known)
     links = {
@@ -151,7 +163,10 @@ async def ingest_events(
         )
     stored = await repository.insert_events(session, tenant_id, rows)
     touched |= {r["customer_id"] for r in rows if r["external_id"] in stored and r["customer_id"]}
-    await stats.refresh_events(session, tenant_id, touched)
+    if defer_refresh is None:
+        await stats.refresh_events(session, tenant_id, touched)
+    else:
+        defer_refresh |= touched
     return EventsAccepted(
         accepted=len(stored), duplicates=len(events) - erased - len(stored), ignored_erased=erased
     )
