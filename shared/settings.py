@@ -19,6 +19,10 @@ class DatabaseSettings(BaseModel):
     app_password: str | None = None
     app_url: str | None = None
     pool_size: int = 10
+    # Pinging each pooled connection before use costs a round trip per request. Without it, a
+    # connection that died (PostgreSQL restarted) fails its first statement with a 503, and
+    # SQLAlchemy then recycles every connection of the pool made before the failure.
+    pool_pre_ping: bool = False
     statement_timeout_ms: int = 30_000
 
 

@@ -55,7 +55,7 @@ def make_engine(
         url,
         pool_size=pool_size or settings.database.pool_size,
         max_overflow=5,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.database.pool_pre_ping,
         pool_timeout=5,
         connect_args={
             "timeout": 5,
