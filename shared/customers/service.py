@@ -373,6 +373,7 @@ _EQUALS = (
     "accepts_marketing",
     "referred_by",
     "preferred_device",
+    "decision_role",
 )
 _CONTAINS = {
     "interest": Customer.interests,
@@ -496,3 +497,19 @@ async def fill_gaps(
 
 async def erase_tenant_data(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     await repository.erase_all(session, tenant_id)
+
+
+async def apply_survey_facts(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    response_ids: Sequence[uuid.UUID],
+    mapped: Sequence[tuple[str, str, str]],
+    survey_id: uuid.UUID,
+    override_store: bool,
+) -> None:
+    """Mapped answers (question key, fact, kind) of these responses update their customers'
+    facts with source `survey`; see `repository.apply_survey_facts` for store precedence."""
+    for key, fact, kind in mapped:
+        await repository.apply_survey_facts(
+            session, tenant_id, response_ids, key, fact, kind, str(survey_id), override_store
+        )

@@ -114,6 +114,7 @@ FACTS: dict[str, Fact] = {
             "industry",
             "job_level",
             "education_level",
+            "decision_role",
             "country",
             "region",
             "city",
