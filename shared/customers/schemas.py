@@ -302,4 +302,7 @@ class CustomerExport(BaseModel):
     orders: list[dict[str, Any]]
     events: list[dict[str, Any]]
     identities: list[str]
+    survey_responses: list[dict[str, Any]] = Field(default_factory=list)
+    survey_invitations: list[dict[str, Any]] = Field(default_factory=list)
+    interviews: list[dict[str, Any]] = Field(default_factory=list)
     exported_at: datetime
