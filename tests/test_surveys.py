@@ -53,7 +53,8 @@ async def test_library_and_template(client, tenant):
     ):
         assert wanted in keys
     income = next(q for q in lib if q["key"] == "income_band")
-    assert income["self_reported"] is True and income["category"] == "financial"
+    assert income["self_reported"] is True
+    assert income["category"] == "financial"
     r = await client.post(
         "/v1/surveys",
         json={"title": "Customer profile", "template": "customer_profile"},
@@ -62,7 +63,8 @@ async def test_library_and_template(client, tenant):
     assert r.status_code == 201, r.text
     survey = r.json()
     assert survey["template"] == "customer_profile"
-    assert 7 <= len(survey["questions"]) <= 20 and survey["warnings"] == []
+    assert 7 <= len(survey["questions"]) <= 20
+    assert survey["warnings"] == []
     maps = {q["key"]: q.get("maps_to") for q in survey["questions"]}
     assert maps["decision_role"] == "decision_role"
     assert maps["marital_status"] == "marital_status"
@@ -159,7 +161,8 @@ async def test_an_answered_active_survey_refuses_changes_that_invalidate_answers
         body = assert_problem(r, 409)
         assert body["errors"], body
     unchanged = (await client.get(url, headers=h)).json()
-    assert unchanged["version"] == 1 and unchanged["questions"] == survey["questions"]
+    assert unchanged["version"] == 1
+    assert unchanged["questions"] == survey["questions"]
     # Adding a question, a choice, or dropping an unanswered one makes a new version.
     grown = [
         {**q, "choices": [*q["choices"], "18+"]} if q["key"] == "kids_ages" else q
