@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, Text, and_, cast, func, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import Interview, SegmentMember, Survey, SurveyAnswer, SurveyResponse
@@ -80,34 +80,83 @@ async def answers_for(
     survey_id: uuid.UUID | None = None,
 ) -> list[QuestionEvidence]:
     """Per survey question: text, category, type, counts per choice, mean of numbers and the
-    free-text answers, over the completed responses of `customers`."""
+    free-text answers (at most 500 per question), over the completed responses of
+    `customers`. Three grouped statements, whatever the number of respondents."""
     ids = _ids(tenant_id, customers)
     a, r = SurveyAnswer, SurveyResponse
-    stmt = (
-        select(a.survey_id, a.question_key, a.value_text, a.value_number, a.choices, a.customer_id)
-        .join(r, and_(r.tenant_id == a.tenant_id, r.id == a.response_id))
-        .where(a.tenant_id == tenant_id, r.status == "completed")
-    )
+    where: list[Any] = [a.tenant_id == tenant_id, r.status == "completed"]
     if survey_id is not None:
-        stmt = stmt.where(a.survey_id == survey_id)
+        where.append(a.survey_id == survey_id)
     if ids is not None:
-        stmt = stmt.where(a.customer_id.in_(ids))
-    rows = (await session.execute(stmt)).all()
-    survey_ids = {row.survey_id for row in rows}
-    surveys = (
-        (
-            await session.execute(
-                select(Survey).where(Survey.tenant_id == tenant_id, Survey.id.in_(survey_ids))
-            )
+        where.append(a.customer_id.in_(ids))
+    joined = and_(r.tenant_id == a.tenant_id, r.id == a.response_id)
+    totals = (
+        await session.execute(
+            select(a.survey_id, a.question_key, func.count(), func.avg(a.value_number))
+            .join(r, joined)
+            .where(*where)
+            .group_by(a.survey_id, a.question_key)
         )
-        .scalars()
-        .all()
-        if survey_ids
-        else []
+    ).all()
+    if not totals:
+        return []
+    out = await _questions(session, tenant_id, {t.survey_id for t in totals})
+    for sid, key, n, mean in totals:
+        ev = out.get((sid, key))
+        if ev is not None:
+            ev.respondents = int(n)
+            ev.mean = None if mean is None else round(float(mean), 4)
+    values = func.unnest(
+        func.coalesce(a.choices, array([func.coalesce(a.value_text, cast(a.value_number, Text))]))
+    ).label("v")
+    each = select(a.survey_id, a.question_key, values).join(r, joined).where(*where).subquery()
+    counted = await session.execute(
+        select(each.c.survey_id, each.c.question_key, each.c.v, func.count())
+        .group_by(each.c.survey_id, each.c.question_key, each.c.v)
+        .order_by(func.count().desc(), each.c.v)
+    )
+    for sid, key, value, n in counted:
+        ev = out.get((sid, key))
+        if ev is not None and ev.type not in _TEXT and value is not None:
+            ev.counts[value] = int(n)
+    text_keys = [k for k, ev in out.items() if ev.type in _TEXT and ev.respondents]
+    if text_keys:
+        ranked = (
+            select(
+                a.survey_id,
+                a.question_key,
+                a.value_text,
+                func.row_number()
+                .over(partition_by=(a.survey_id, a.question_key), order_by=a.answered_at.desc())
+                .label("n"),
+            )
+            .join(r, joined)
+            .where(*where, a.question_key.in_({k for _, k in text_keys}))
+            .subquery()
+        )
+        for sid, key, value, _ in await session.execute(
+            select(ranked).where(ranked.c.n <= MAX_TEXTS).order_by(ranked.c.n)
+        ):
+            ev = out.get((sid, key))
+            if ev is not None and ev.type in _TEXT and value is not None:
+                ev.texts.append(value)
+    return [ev for ev in out.values() if ev.respondents]
+
+
+_TEXT = ("short_text", "long_text")
+
+
+async def _questions(
+    session: AsyncSession, tenant_id: uuid.UUID, survey_ids: set[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str], QuestionEvidence]:
+    """Every question of these surveys, in survey then question order."""
+    rows = await session.execute(
+        select(Survey)
+        .where(Survey.tenant_id == tenant_id, Survey.id.in_(survey_ids))
+        .order_by(Survey.id)
     )
     out: dict[tuple[uuid.UUID, str], QuestionEvidence] = {}
-    order: list[tuple[uuid.UUID, str]] = []
-    for s in sorted(surveys, key=lambda s: s.id):
+    for s in rows.scalars():
         for raw in s.questions:
             q = Question.model_validate(raw)
             out[(s.id, q.key)] = QuestionEvidence(
@@ -121,37 +170,7 @@ async def answers_for(
                 self_reported=q.self_reported,
                 respondents=0,
             )
-            order.append((s.id, q.key))
-    _tally(out, rows)
-    return [out[k] for k in order if out[k].respondents]
-
-
-def _tally(out: dict[tuple[uuid.UUID, str], QuestionEvidence], rows: Sequence[Any]) -> None:
-    counts: dict[tuple[uuid.UUID, str], Counter[str]] = {}
-    sums: dict[tuple[uuid.UUID, str], float] = {}
-    for row in rows:
-        ev = out.get((row.survey_id, row.question_key))
-        if ev is None:
-            continue
-        ev.respondents += 1
-        c = counts.setdefault((row.survey_id, row.question_key), Counter())
-        if row.choices:
-            c.update(row.choices)
-        elif row.value_number is not None:
-            c[format(row.value_number.normalize(), "f")] += 1
-            sums[(row.survey_id, row.question_key)] = sums.get(
-                (row.survey_id, row.question_key), 0.0
-            ) + float(row.value_number)
-        elif row.value_text is not None:
-            if ev.type in ("short_text", "long_text"):
-                if len(ev.texts) < MAX_TEXTS:
-                    ev.texts.append(row.value_text)
-            else:
-                c[row.value_text] += 1
-    for key, c in counts.items():
-        out[key].counts = dict(c.most_common())
-    for key, total in sums.items():
-        out[key].mean = round(total / out[key].respondents, 4)
+    return out
 
 
 async def interview_evidence(
