@@ -34,7 +34,9 @@ async def _limit(request: Request, limiter: RateLimiterDep, token: str) -> None:
     )
 
 
-@router.get("/{token}", response_model=PublicSurvey, responses=responses(404, 409, 429))
+@router.get(
+    "/{token}", response_model=PublicSurvey, responses=responses(404, 409, 422, 429, 500, 503)
+)
 async def get(
     token: str, request: Request, session: SessionDep, limiter: RateLimiterDep
 ) -> PublicSurvey:
@@ -43,7 +45,9 @@ async def get(
     return await surveys.public_get(session, token)
 
 
-@router.post("/{token}", response_model=PublicSubmitted, responses=responses(404, 409, 422, 429))
+@router.post(
+    "/{token}", response_model=PublicSubmitted, responses=responses(404, 409, 422, 429, 500, 503)
+)
 async def submit(
     token: str,
     data: PublicSubmit,
