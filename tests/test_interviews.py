@@ -7,9 +7,10 @@ import secrets
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from shared.db.engine import make_sessionmaker, unit_of_work
+from shared.models import Customer
 from shared.surveys import evidence
 from tests.factories.store import customer
 from tests.factories.surveys import active_survey, distribute
@@ -78,6 +79,8 @@ async def test_bad_interviews_are_422_and_foreign_ones_404(client, tenant, make_
         r = await client.post("/v1/interviews", json=body, headers=h)
         assert assert_problem(r, 422)["errors"][0]["loc"][: len(loc)] == loc, r.text
     assert (await client.get("/v1/interviews", headers=h)).json()["items"] == []
+    nul = await client.get("/v1/interviews?customer_id=ext:%00", headers=h)
+    assert assert_problem(nul, 422)["errors"][0]["loc"] == ["query", "customer_id"]
     made = (await client.post("/v1/interviews", json=_interview("ext:ana"), headers=h)).json()
     other = await make_tenant()
     r = await client.get(f"/v1/interviews/{made['id']}", headers=auth(other.api_key))
@@ -149,19 +152,15 @@ async def test_evidence_for_personas(client, tenant, public, owner_engine):
     # cam's partial answer is no evidence.
     await public.post(f"/v1/public/responses/{tokens['cam']}", json={"answers": {"nps": 0}})
     await client.post("/v1/interviews", json=_interview("ext:ana"), headers=h)
-    ana_id = (await client.get("/v1/customers/ext:ana", headers=h)).json()["id"]
-    segment = (
-        await client.post(
-            "/v1/segments",
-            json={"name": "Ana", "kind": "static", "customer_ids": [ana_id]},
-            headers=h,
-        )
-    ).json()
+    # A select of customer ids (a segment id works too: see test_survey_segments.py).
+    ana = select(Customer.id).where(
+        Customer.tenant_id == tenant.tenant_id, Customer.external_id == "ana"
+    )
 
     sessionmaker = make_sessionmaker(owner_engine)
     async with unit_of_work(sessionmaker, tenant.tenant_id) as session:
         everyone = await evidence.answers_for(session, tenant.tenant_id)
-        just_ana = await evidence.answers_for(session, tenant.tenant_id, segment["id"])
+        just_ana = await evidence.answers_for(session, tenant.tenant_id, ana)
         talks = await evidence.interview_evidence(session, tenant.tenant_id)
     by_key = {e.key: e for e in everyone}
     assert by_key["role"].counts == {"decides": 1, "influences": 1}

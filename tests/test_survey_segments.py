@@ -8,6 +8,8 @@ import secrets
 import httpx
 import pytest
 
+from shared.db.engine import unit_of_work
+from shared.surveys import evidence
 from tests.factories.segments import create_segment, member_ids
 from tests.factories.store import customer
 from tests.factories.surveys import active_survey, distribute
@@ -90,7 +92,7 @@ async def test_survey_answers_select_customers(client, tenant, public):
 
 
 async def test_a_saved_segment_on_survey_answers_is_refreshed_by_the_worker(
-    client, tenant, public, worker_factory
+    app, client, tenant, public, worker_factory
 ):
     sid = await _answered(client, tenant, public)
     condition = {"survey": {"survey_id": sid, "question": "nps", "op": "gte", "value": 9}}
@@ -99,6 +101,10 @@ async def test_a_saved_segment_on_survey_answers_is_refreshed_by_the_worker(
     )
     assert segment["size"] == 1
     assert await member_ids(client, tenant, segment["id"]) == {"ana"}
+    # Personas read the segment's answers by its id.
+    async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
+        found = await evidence.answers_for(session, tenant.tenant_id, segment["id"])
+    assert {e.key: e.counts for e in found}["role"] == {"decides": 1}
 
 
 async def test_bad_survey_conditions_are_422_at_the_node(client, tenant, public, make_tenant):

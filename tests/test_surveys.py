@@ -97,6 +97,15 @@ async def test_bad_questions_are_422_pointing_at_the_question(client, tenant):
         ({"key": "a", "text": "x\u0000", "type": "short_text"}, None),
         ({"key": "Bad Key", "text": "x", "type": "short_text"}, None),
         ({"key": "a", "text": "x", "type": "emoji"}, None),
+        (
+            {
+                "key": "a",
+                "text": "x",
+                "type": "yes_no",
+                "show_if": {"question": "a", "answer": "\u0000"},
+            },
+            "NUL",
+        ),
     ]
     for question, hint in cases:
         r = await client.post(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -99,6 +100,18 @@ class ShowIf(BaseModel):
 
     question: Key
     answer: Scalar | list[Scalar]
+
+    @model_validator(mode="after")
+    def _plain(self) -> ShowIf:
+        values = self.answer if isinstance(self.answer, list) else [self.answer]
+        if not 0 < len(values) <= 100:
+            raise ValueError("answer: give one value or a list of 1 to 100")
+        for v in values:
+            if isinstance(v, str) and ("\x00" in v or len(v) > 200):
+                raise ValueError("answer: text of at most 200 characters, without NUL")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError("answer: a finite number")
+        return self
 
 
 class Question(BaseModel):

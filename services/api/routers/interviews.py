@@ -21,7 +21,7 @@ async def list_(
     session: SessionDep,
     principal: ReadKey,
     page: PageDep,
-    customer_id: Annotated[str | None, Query(max_length=260)] = None,
+    customer_id: Annotated[str | None, Query(max_length=260, pattern=r"^[^\x00]+$")] = None,
     tag: Annotated[InterviewTag | None, Query()] = None,
 ) -> Page[InterviewRead]:
     """Interviews, newest first; of one customer, or carrying one tag."""
