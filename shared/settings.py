@@ -53,6 +53,9 @@ class ApiSettings(BaseModel):
     max_page_size: int = 500
     max_body_bytes: int = 5 * 1024 * 1024
     max_import_bytes: int = 2 * 1024 * 1024 * 1024
+    # The public survey answering routes (no API key): requests per minute.
+    survey_token_limit_per_minute: int = 30
+    survey_ip_limit_per_minute: int = 120
 
 
 class Settings(BaseSettings):

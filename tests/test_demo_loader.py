@@ -90,7 +90,10 @@ async def test_loaded_demo_store_shows_the_generators_customers_orders_and_journ
         store,
         progress=lambda *p: seen.append(p),
     )
-    assert counts == {k: store.sizes[k] for k in ("customers", "orders", "order_items", "events")}
+    assert counts == {
+        **{k: store.sizes[k] for k in ("customers", "orders", "order_items", "events")},
+        "survey_responses": store.sizes["survey_answers"],
+    }
     kinds = [kind for kind, *_ in seen]
     assert kinds == sorted(kinds, key=["customers", "orders", "events"].index)
     assert seen[-1] == ("events", store.sizes["events"], store.sizes["events"])

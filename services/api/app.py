@@ -19,10 +19,13 @@ from services.api.routers import (
     events,
     health,
     imports,
+    interviews,
     jobs,
     orders,
+    public,
     segmentations,
     segments,
+    surveys,
     webhooks,
 )
 from shared.db.engine import app_url, make_engine, make_sessionmaker
@@ -39,6 +42,8 @@ API_ROUTERS = (
     analyses.router,
     segments.router,
     segmentations.router,
+    surveys.router,
+    interviews.router,
     jobs.router,
 )
 
@@ -85,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(public.router)
     for router in API_ROUTERS:
         app.include_router(router, responses=problems.responses(*problems.COMMON))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Uuid,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -21,7 +23,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.base import new_id
@@ -366,3 +368,64 @@ async def erase_all(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Every customer, order and event of the tenant (the tenant and its keys remain)."""
     for model in (Event, Customer, ImportChunk):
         await session.execute(delete(model).where(model.tenant_id == tenant_id))
+
+
+# How a survey answer becomes a fact: the answer column that holds it, cast to the fact's type.
+_ANSWER_VALUE = {"text": "a.value_text", "list": "a.choices", "int": "a.value_number::int"}
+
+
+async def apply_survey_facts(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    response_ids: Sequence[uuid.UUID],
+    question_key: str,
+    fact: str,
+    kind: str,
+    survey_ref: str,
+    override_store: bool,
+) -> None:
+    """Set `fact` from the answers to one question in these responses, with provenance
+    `survey`. A fact the store sent stays (unless `override_store`): the answer is kept next
+    to it in `fact_sources[fact].survey`, so the profile shows both. One statement for all."""
+    column = getattr(Customer, fact).key  # only mapped columns get here
+    value = _ANSWER_VALUE[kind]
+    keep = (
+        f"(NOT :override AND c.{column} IS NOT NULL "
+        f"AND c.fact_sources -> CAST(:fact AS text) ->> 'source' = 'store')"
+    )
+    await session.execute(
+        text(
+            f"""
+            UPDATE customers c SET
+              {column} = CASE WHEN {keep} THEN c.{column} ELSE a.v END,
+              fact_sources = c.fact_sources || jsonb_build_object(
+                CAST(:fact AS text),
+                CASE WHEN {keep} THEN
+                  (c.fact_sources -> CAST(:fact AS text)) || jsonb_build_object(
+                    'survey', jsonb_build_object(
+                      'value', to_jsonb(a.v), 'ref', CAST(:ref AS text), 'set_at', a.at))
+                ELSE jsonb_build_object(
+                  'source', 'survey', 'set_at', a.at, 'ref', CAST(:ref AS text))
+                END),
+              updated_at = now()
+            FROM (
+              SELECT DISTINCT ON (a.customer_id) a.customer_id, {value} AS v, a.answered_at AS at
+              FROM survey_answers a
+              WHERE a.tenant_id = :t AND a.response_id = ANY(:ids) AND a.question_key = :k
+                AND a.customer_id IS NOT NULL
+              ORDER BY a.customer_id, a.answered_at DESC
+            ) a
+            WHERE c.tenant_id = :t AND c.id = a.customer_id
+            """
+        ).bindparams(
+            bindparam("ids", type_=ARRAY(Uuid())),
+        ),
+        {
+            "t": tenant_id,
+            "ids": list(response_ids),
+            "k": question_key,
+            "fact": fact,
+            "ref": survey_ref,
+            "override": override_store,
+        },
+    )

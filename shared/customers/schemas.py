@@ -61,6 +61,7 @@ JobLevel = Literal[
     "other",
 ]
 AgeBand = Literal["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+DecisionRole = Literal["decides", "influences", "shares", "other"]
 
 # Every typed fact, by group: sources are kept per fact, and filters are offered on each.
 FACT_GROUPS: dict[str, tuple[str, ...]] = {
@@ -75,6 +76,7 @@ FACT_GROUPS: dict[str, tuple[str, ...]] = {
         "industry",
         "job_level",
         "education_level",
+        "decision_role",
     ),
     "geographic": ("country", "region", "city", "postcode", "timezone"),
     "psychographic": ("interests", "values", "lifestyle", "motivations", "preferred_channel"),
@@ -105,6 +107,9 @@ class CustomerFacts(BaseModel):
     industry: text(200) | None = None  # type: ignore[valid-type]
     job_level: JobLevel | None = None
     education_level: EducationLevel | None = None
+    decision_role: DecisionRole | None = Field(
+        default=None, description="Who decides purchases in the household."
+    )
     country: Country | None = None
     region: Str100 | None = None
     city: text(200) | None = None  # type: ignore[valid-type]
@@ -131,10 +136,22 @@ class CustomerPatch(CustomerFacts):
     """A partial edit: only the fields sent change, and they are marked `manual`."""
 
 
+class SurveyClaim(BaseModel):
+    """What a survey answer said about a fact the store's data kept (the tenant's policy did
+    not let the answer overwrite it)."""
+
+    value: Any
+    ref: str | None = None
+    set_at: datetime | None = None
+
+
 class FactProvenance(BaseModel):
     source: FactSource
     set_at: datetime
-    ref: str | None = None
+    ref: str | None = Field(default=None, description="For `survey`: the survey's id.")
+    survey: SurveyClaim | None = Field(
+        default=None, description="A survey's differing answer, when the store's value stayed."
+    )
 
 
 class Behaviour(BaseModel):
@@ -217,6 +234,7 @@ class CustomerFilters(BaseModel):
     industry: text(200) | None = None  # type: ignore[valid-type]
     job_level: JobLevel | None = None
     education_level: EducationLevel | None = None
+    decision_role: DecisionRole | None = None
     country: Country | None = None
     region: Str100 | None = None
     city: text(200) | None = None  # type: ignore[valid-type]
@@ -284,4 +302,7 @@ class CustomerExport(BaseModel):
     orders: list[dict[str, Any]]
     events: list[dict[str, Any]]
     identities: list[str]
+    survey_responses: list[dict[str, Any]] = Field(default_factory=list)
+    survey_invitations: list[dict[str, Any]] = Field(default_factory=list)
+    interviews: list[dict[str, Any]] = Field(default_factory=list)
     exported_at: datetime

@@ -30,6 +30,7 @@ from shared.customers.schemas import (
 )
 from shared.errors import NotFound
 from shared.models import Customer, CustomerValue
+from shared.surveys import repository as survey_repository
 
 _META = {"external_id", "updated_at"}
 
@@ -277,13 +278,89 @@ async def export(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> Custo
     for item in items:
         by_order.setdefault(item.order_id, []).append(item)
     events = await repository.events_of(session, tenant_id, customer.id)
+    responses = await _survey_entries(session, tenant_id, customer.id)
+    invitations = await survey_repository.invitations_of_customer(session, tenant_id, customer.id)
     return CustomerExport(
         customer=to_read(customer),
         orders=[_order_dict(o, by_order.get(o.id, [])) for o in orders],
         events=[_event_dict(e) for e in reversed(events)],
         identities=await repository.anonymous_ids_of(session, tenant_id, customer.id),
+        survey_responses=[e.data for e in responses],
+        survey_invitations=[
+            {
+                "id": str(i.id),
+                "survey_id": str(i.survey_id),
+                "distribution_id": str(i.distribution_id),
+                "invited_at": i.created_at.isoformat(),
+                "completed_at": i.completed_at.isoformat() if i.completed_at else None,
+            }
+            for i in invitations
+        ],
+        interviews=[e.data for e in await _interview_entries(session, tenant_id, customer.id)],
         exported_at=datetime.now(UTC),
     )
+
+
+def _answer_value(a: Any) -> Any:
+    if a.choices is not None:
+        return list(a.choices)
+    if a.value_number is not None:
+        n = a.value_number
+        return int(n) if n == n.to_integral_value() else float(n)
+    return a.value_text
+
+
+async def _survey_entries(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> list[TimelineEntry]:
+    """The customer's survey responses with their answers (few per customer)."""
+    rows = await survey_repository.responses_of_customer(session, tenant_id, customer_id)
+    answers = await survey_repository.answers_of(session, tenant_id, [r.id for r, _ in rows])
+    per: dict[uuid.UUID, dict[str, Any]] = {}
+    for a in answers:
+        per.setdefault(a.response_id, {})[a.question_key] = _answer_value(a)
+    return [
+        TimelineEntry(
+            at=r.completed_at or r.updated_at,
+            kind="survey_response",
+            id=str(r.id),
+            summary=f"{r.status} response to {title!r}",
+            data={
+                "id": str(r.id),
+                "survey_id": str(r.survey_id),
+                "survey_title": title,
+                "survey_version": r.survey_version,
+                "status": r.status,
+                "started_at": r.started_at.isoformat(),
+                "completed_at": r.completed_at.isoformat() if r.completed_at else None,
+                "answers": per.get(r.id, {}),
+            },
+        )
+        for r, title in rows
+    ]
+
+
+async def _interview_entries(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> list[TimelineEntry]:
+    rows = await survey_repository.interviews_of_customer(session, tenant_id, customer_id)
+    return [
+        TimelineEntry(
+            at=i.interviewed_at,
+            kind="interview",
+            id=str(i.id),
+            summary=f"interview by {i.interviewer or 'unknown'}",
+            data={
+                "id": str(i.id),
+                "interviewed_at": i.interviewed_at.isoformat(),
+                "interviewer": i.interviewer,
+                "notes": i.notes,
+                "quotes": i.quotes,
+                "tags": list(i.tags),
+            },
+        )
+        for i in rows
+    ]
 
 
 async def timeline(
@@ -294,7 +371,8 @@ async def timeline(
     limit: int,
     after: tuple[datetime, str, str] | None,
 ) -> list[TimelineEntry]:
-    """Orders and events, newest first: `limit` of them after the entry keyed
+    """Orders, events, survey responses and interviews, newest first: `limit` of them after
+    the entry keyed
     (at, kind, id) = `after`. Entries sharing a timestamp are ordered by kind and id, so a
     page boundary between them loses none."""
     customer = await resolve(session, tenant_id, raw)
@@ -329,6 +407,8 @@ async def timeline(
         )
         for e in events
     ]
+    entries += await _survey_entries(session, tenant_id, customer.id)
+    entries += await _interview_entries(session, tenant_id, customer.id)
     if after is not None:
         entries = [t for t in entries if (t.at, t.kind, t.id) < after]
     entries.sort(key=lambda t: (t.at, t.kind, t.id), reverse=True)
@@ -373,6 +453,7 @@ _EQUALS = (
     "accepts_marketing",
     "referred_by",
     "preferred_device",
+    "decision_role",
 )
 _CONTAINS = {
     "interest": Customer.interests,
@@ -496,3 +577,19 @@ async def fill_gaps(
 
 async def erase_tenant_data(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     await repository.erase_all(session, tenant_id)
+
+
+async def apply_survey_facts(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    response_ids: Sequence[uuid.UUID],
+    mapped: Sequence[tuple[str, str, str]],
+    survey_id: uuid.UUID,
+    override_store: bool,
+) -> None:
+    """Mapped answers (question key, fact, kind) of these responses update their customers'
+    facts with source `survey`; see `repository.apply_survey_facts` for store precedence."""
+    for key, fact, kind in mapped:
+        await repository.apply_survey_facts(
+            session, tenant_id, response_ids, key, fact, kind, str(survey_id), override_store
+        )

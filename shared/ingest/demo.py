@@ -786,3 +786,9 @@ def iter_survey_answers(store: DemoStore) -> Iterator[dict[str, Any]]:
             "answered_at": row["answered_at"],
             "answers": {**answers, "nps": row["nps"]},
         }
+
+
+def survey_vocabulary(field: str) -> tuple[str, ...]:
+    """Every answer the generator can give to `motivations`, `frustrations` or `goals`: the
+    choices of the demo survey's questions."""
+    return tuple(dict.fromkeys(t for kind in _PROFILES for t in getattr(kind, field)))

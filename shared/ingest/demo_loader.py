@@ -5,7 +5,8 @@ Rows go through the API's own pydantic shapes and the domain services (customers
 row-level security, so profiles, behaviour facts and identity stitching come out exactly as if
 a store had sent the data. Loading the same store again changes nothing: customers and orders
 are upserted by external id with the same `updated_at` (a stale update is ignored) and events
-are stored once per id. Survey answers are left out until surveys have a home.
+are stored once per id. Survey answers become completed responses to a "Customer profile"
+survey (`shared.surveys.demo`), once per customer.
 """
 
 from __future__ import annotations
@@ -25,9 +26,24 @@ from shared.customers import stats
 from shared.customers.schemas import CustomerIn
 from shared.db.engine import unit_of_work
 from shared.ingest import service as ingest
-from shared.ingest.demo import DemoStore, iter_customers, iter_events, iter_orders
+from shared.ingest.demo import (
+    DemoStore,
+    iter_customers,
+    iter_events,
+    iter_orders,
+    iter_survey_answers,
+)
 from shared.ingest.schemas import MAX_EVENT_BATCH, EventIn, OrderIn
-from shared.models import Customer, CustomerIdentity, Event, Order, OrderItem
+from shared.models import (
+    Customer,
+    CustomerIdentity,
+    Event,
+    Order,
+    OrderItem,
+    SurveyAnswer,
+    SurveyResponse,
+)
+from shared.surveys import demo as survey_demo
 from shared.validation import FUTURE_TOLERANCE
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -40,7 +56,10 @@ _CALL_SIZE = {"customers": 800, "orders": 2000, "events": MAX_EVENT_BATCH}
 
 
 # The tables a load writes.
-TABLES = tuple(str(m.__tablename__) for m in (Customer, CustomerIdentity, Order, OrderItem, Event))
+TABLES = tuple(
+    str(m.__tablename__)
+    for m in (Customer, CustomerIdentity, Order, OrderItem, Event, SurveyResponse, SurveyAnswer)
+)
 
 
 class DemoDataError(RuntimeError):
@@ -101,8 +120,9 @@ async def load(
     batch: int = 1000,
     progress: Progress | None = None,
 ) -> dict[str, int]:
-    """Load customers, then orders, then events, `batch` rows a transaction. Returns the rows
-    handed to the services per kind (`order_items` travel inside their orders). Raises
+    """Load customers, then orders, then events, then survey answers, `batch` rows a
+    transaction. Returns the rows handed to the services per kind (`order_items` travel
+    inside their orders; `survey_responses` are the generator's answer rows). Raises
     `DemoDataError`, before anything is written when it can tell, if a row would be refused.
 
     The planner's statistics are refreshed now and then as the tables grow: without them,
@@ -127,4 +147,7 @@ async def load(
         "events": await run("events", EventIn, iter_events(store), ingest.ingest_events),
     }
     counts["order_items"] = store.sizes["order_items"]
+    counts["survey_responses"] = await survey_demo.load_answers(
+        sessionmaker, tid, iter_survey_answers(store), batch=batch
+    )
     return counts

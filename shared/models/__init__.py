@@ -6,9 +6,17 @@ from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
 from shared.models.event import CustomerIdentity, Event
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
+from shared.models.interview import Interview
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
 from shared.models.segment import Segment, Segmentation, SegmentMember
+from shared.models.survey import (
+    Survey,
+    SurveyAnswer,
+    SurveyDistribution,
+    SurveyInvitation,
+    SurveyResponse,
+)
 from shared.models.tenant import Tenant
 
 # Tables whose rows belong to one tenant: row-level security is enabled and forced on each.
@@ -30,6 +38,12 @@ TENANT_TABLES = (
     "segment_members",
     "segmentations",
     "webhook_inbox",
+    "surveys",
+    "survey_distributions",
+    "survey_invitations",
+    "survey_responses",
+    "survey_answers",
+    "interviews",
 )
 
 __all__ = [
@@ -40,6 +54,7 @@ __all__ = [
     "Event",
     "CustomerIdentity",
     "ImportChunk",
+    "Interview",
     "Job",
     "JobOutbox",
     "Order",
@@ -47,6 +62,11 @@ __all__ = [
     "Segment",
     "SegmentMember",
     "Segmentation",
+    "Survey",
+    "SurveyAnswer",
+    "SurveyDistribution",
+    "SurveyInvitation",
+    "SurveyResponse",
     "TENANT_TABLES",
     "Tenant",
     "Tombstone",

@@ -61,6 +61,8 @@ class Customer(Base):
     industry: Mapped[str | None] = mapped_column(String(200))
     job_level: Mapped[str | None] = mapped_column(String(32))
     education_level: Mapped[str | None] = mapped_column(String(32))
+    # Who decides purchases in the household (decides | influences | shares | other).
+    decision_role: Mapped[str | None] = mapped_column(String(16))
 
     # Geographic.
     country: Mapped[str | None] = mapped_column(String(2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Text
+from sqlalchemy import Boolean, DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import NOW, Base, new_id
@@ -19,4 +19,9 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Kept readable (not hashed): HMAC verification needs the secret itself.
     webhook_secret: Mapped[str] = mapped_column(Text)
+    # Policy: may a survey answer overwrite a fact the store sent? (Default: no; the profile
+    # then shows both.)
+    survey_answers_override_store: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)

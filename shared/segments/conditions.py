@@ -8,7 +8,10 @@ A condition is `all` / `any` / `not` over leaves:
   (or `"between": [from, to]`): did event X (with property filters) at least / at most N times;
 - `{"orders": {"min_total": Y, "min_count": N, "within_last_days": D, ...}}`;
 - `{"bought_category": Z, "within_last_days": D}`;
-- `{"in_segment": SEGMENT_ID}`.
+- `{"in_segment": SEGMENT_ID}`;
+- `{"survey": {"survey_id": ID, "question": KEY, "op": OP, "value": ...}}`: answered question
+  KEY of survey ID with the value (`eq`, `in`, `contains`), a number in range (`gte`, `lte`,
+  `between`), or at all (`exists`).
 
 Every leaf compiles to a condition on the customer row (or a semi-join on the customer id), so
 a whole tree is one query PostgreSQL runs over the tenant's customers: never a loop in Python.
@@ -41,7 +44,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from shared.models import Customer, CustomerValue, Event, Order, OrderItem, SegmentMember
+from shared.models import (
+    Customer,
+    CustomerValue,
+    Event,
+    Order,
+    OrderItem,
+    SegmentMember,
+    SurveyAnswer,
+)
 from shared.validation import Id, Str100, Timestamp
 
 MAX_DEPTH = 8
@@ -114,6 +125,7 @@ FACTS: dict[str, Fact] = {
             "industry",
             "job_level",
             "education_level",
+            "decision_role",
             "country",
             "region",
             "city",
@@ -284,6 +296,50 @@ class InSegmentCondition(_Node):
     in_segment: Id
 
 
+SurveyOp = Literal["eq", "in", "gte", "lte", "between", "exists", "contains"]
+
+
+class SurveyFilter(_Node):
+    survey_id: Id
+    question: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Its key.")]
+    op: SurveyOp
+    value: Scalar | list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _value(self) -> SurveyFilter:
+        v = self.value
+        if self.op == "exists":
+            if v not in (None, True, False):
+                raise ValueError("'exists' takes true, false or no value")
+        elif self.op == "in":
+            if not isinstance(v, list) or not v:
+                raise ValueError("'in' takes a non-empty list")
+            for item in v:
+                _check_answer_scalar(item)
+        elif self.op in ("gte", "lte"):
+            _check_scalar("number", v)
+        elif self.op == "between":
+            if not isinstance(v, list) or len(v) != 2:
+                raise ValueError("'between' takes [low, high]")
+            for item in v:
+                _check_scalar("number", item)
+        elif self.op == "contains":
+            _check_scalar("text", v)
+        else:
+            _check_answer_scalar(v)
+        return self
+
+
+def _check_answer_scalar(v: Any) -> None:
+    if isinstance(v, bool):
+        return
+    _check_scalar("number" if isinstance(v, int | float) else "text", v)
+
+
+class SurveyCondition(_Node):
+    survey: SurveyFilter
+
+
 class AllOf(_Node):
     all: list[Condition] = Field(min_length=1, max_length=MAX_CHILDREN)
 
@@ -298,7 +354,17 @@ class NotOf(_Node):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-_TAGS = ("all", "any", "not", "fact", "event", "orders", "bought_category", "in_segment")
+_TAGS = (
+    "all",
+    "any",
+    "not",
+    "fact",
+    "event",
+    "orders",
+    "bought_category",
+    "in_segment",
+    "survey",
+)
 
 
 def _tag(value: Any) -> str | None:
@@ -315,6 +381,7 @@ def _tag(value: Any) -> str | None:
             OrdersCondition: "orders",
             BoughtCondition: "bought_category",
             InSegmentCondition: "in_segment",
+            SurveyCondition: "survey",
         }.get(type(value))
     return None
 
@@ -327,7 +394,8 @@ Condition = Annotated[
     | Annotated[EventCondition, Tag("event")]
     | Annotated[OrdersCondition, Tag("orders")]
     | Annotated[BoughtCondition, Tag("bought_category")]
-    | Annotated[InSegmentCondition, Tag("in_segment")],
+    | Annotated[InSegmentCondition, Tag("in_segment")]
+    | Annotated[SurveyCondition, Tag("survey")],
     Discriminator(
         _tag,
         custom_error_type="invalid_condition",
@@ -440,6 +508,8 @@ def compile_condition(node: Any, ctx: Context) -> ColumnElement[bool]:
         return _bought(node, ctx)
     if isinstance(node, InSegmentCondition):
         return _in_segment(node, ctx)
+    if isinstance(node, SurveyCondition):
+        return _survey(node.survey, ctx)
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover
 
 
@@ -622,3 +692,61 @@ def segment_refs(node: Any) -> set[str]:
     if isinstance(node, InSegmentCondition):
         return {node.in_segment}
     return set()
+
+
+def _survey(f: SurveyFilter, ctx: Context) -> ColumnElement[bool]:
+    """An EXISTS over the customer's answers to one question of one survey."""
+    try:
+        survey_id = uuid.UUID(f.survey_id)
+    except ValueError:
+        return false()
+    a = SurveyAnswer
+    where: list[ColumnElement[bool]] = [
+        a.tenant_id == ctx.tenant_id,
+        a.survey_id == survey_id,
+        a.question_key == f.question,
+        a.customer_id == Customer.id,
+    ]
+    if f.op == "exists":
+        answered = select(a.response_id).where(*where).exists()
+        return answered if f.value in (None, True) else not_(answered)
+    where.append(_answer_test(f))
+    return select(a.response_id).where(*where).exists()
+
+
+def _answer_test(f: SurveyFilter) -> ColumnElement[bool]:
+    a = SurveyAnswer
+    v = f.value
+    if f.op in ("gte", "lte"):
+        n = Decimal(str(v))
+        return a.value_number >= n if f.op == "gte" else a.value_number <= n
+    if f.op == "between":
+        low, high = (Decimal(str(x)) for x in v)  # type: ignore[union-attr]
+        return a.value_number.between(low, high)
+    if f.op == "contains":
+        pattern = "%" + str(v).replace("%", r"\%").replace("_", r"\_") + "%"
+        return or_(a.value_text.ilike(pattern), a.choices.bool_op("@>")(cast([v], ARRAY(Text))))
+    items = v if isinstance(v, list) else [v]
+    texts = [("yes" if x else "no") if isinstance(x, bool) else str(x) for x in items]
+    numbers = [
+        Decimal(str(x)) for x in items if isinstance(x, int | float) and not isinstance(x, bool)
+    ]
+    tests = [a.value_text.in_(texts), a.choices.bool_op("&&")(cast(texts, ARRAY(Text)))]
+    if numbers:
+        tests.append(a.value_number.in_(numbers))
+    return or_(*tests)
+
+
+def survey_refs(
+    node: Any, loc: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], SurveyFilter]]:
+    """Survey conditions in a tree, with the path to each (checked against the surveys)."""
+    if isinstance(node, AllOf | AnyOf):
+        key = "all" if isinstance(node, AllOf) else "any"
+        children = node.all if isinstance(node, AllOf) else node.any
+        return [r for i, c in enumerate(children) for r in survey_refs(c, (*loc, key, i))]
+    if isinstance(node, NotOf):
+        return survey_refs(node.not_, (*loc, "not"))
+    if isinstance(node, SurveyCondition):
+        return [((*loc, "survey"), node.survey)]
+    return []

@@ -29,6 +29,7 @@ from shared.segments.schemas import (
     SegmentRead,
     SegmentUpdate,
 )
+from shared.surveys import repository as survey_repository
 
 REFRESH = "segments.refresh"
 _CONDITION: TypeAdapter[Any] = TypeAdapter(conditions.Condition)
@@ -95,7 +96,9 @@ def compiled(condition: dict[str, Any], tenant_id: uuid.UUID) -> Any:
 async def _check_refs(
     session: AsyncSession, tenant_id: uuid.UUID, node: Any, own_id: uuid.UUID | None = None
 ) -> None:
-    """`in_segment` must name an existing segment of this tenant and must not loop back."""
+    """`in_segment` must name an existing segment of this tenant and must not loop back;
+    `survey` must name a survey of this tenant and one of its questions."""
+    await _check_survey_refs(session, tenant_id, node)
     refs = conditions.segment_refs(node)
     if not refs:
         return
@@ -123,6 +126,44 @@ async def _check_refs(
                 if str(own_id) in nested:
                     raise _bad_ref(str(ref_id), own=True)
                 frontier += [uuid.UUID(n) for n in nested]
+
+
+_NUMERIC_QUESTIONS = {"rating", "nps", "number"}
+_CONTAINS_QUESTIONS = {"short_text", "long_text", "single_choice", "multiple_choice"}
+
+
+async def _check_survey_refs(session: AsyncSession, tenant_id: uuid.UUID, node: Any) -> None:
+    refs = conditions.survey_refs(node)
+    if not refs:
+        return
+    ids: set[uuid.UUID] = set()
+    for loc, f in refs:
+        try:
+            ids.add(uuid.UUID(f.survey_id))
+        except ValueError:
+            raise _bad_survey(loc, "survey_id", f"no survey {f.survey_id} in this store") from None
+    found = await survey_repository.existing(session, tenant_id, list(ids))
+    for loc, f in refs:
+        survey = found.get(uuid.UUID(f.survey_id))
+        if survey is None:
+            raise _bad_survey(loc, "survey_id", f"no survey {f.survey_id} in this store")
+        question = next((q for q in survey.questions if q.get("key") == f.question), None)
+        if question is None:
+            raise _bad_survey(loc, "question", f"the survey has no question {f.question!r}")
+        kind = question["type"]
+        if f.op in ("gte", "lte", "between") and kind not in _NUMERIC_QUESTIONS:
+            raise _bad_survey(loc, "op", f"{f.op!r} needs a rating, NPS or number question")
+        if f.op == "contains" and kind not in _CONTAINS_QUESTIONS:
+            raise _bad_survey(loc, "op", "'contains' needs a text or choice question")
+        if f.op in ("eq", "in") and question.get("choices"):
+            values = f.value if isinstance(f.value, list) else [f.value]
+            unknown = [v for v in values if v not in question["choices"]]
+            if unknown:
+                raise _bad_survey(loc, "value", f"not a choice of {f.question!r}: {unknown}")
+
+
+def _bad_survey(loc: tuple[str | int, ...], field: str, msg: str) -> InvalidInput:
+    return InvalidInput(msg, errors=[FieldError(["body", "condition", *loc, field], msg)])
 
 
 def _bad_ref(ref: str, *, own: bool = False) -> InvalidInput:

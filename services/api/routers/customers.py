@@ -123,7 +123,7 @@ async def timeline(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Page[TimelineEntry]:
-    """Orders and events, newest first."""
+    """Orders, events, survey responses and interviews, newest first."""
     page = page_params(limit, cursor)
     after = None
     if page.cursor is not None:

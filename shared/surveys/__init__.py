@@ -1,0 +1,1 @@
+"""Surveys and interviews: questions, distribution, answering, results, profile enrichment."""
