@@ -8,6 +8,7 @@ from shared.models.event import CustomerIdentity, Event
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
+from shared.models.persona import Persona, PersonaVersion
 from shared.models.segment import Segment, Segmentation, SegmentMember
 from shared.models.tenant import Tenant
 
@@ -30,6 +31,8 @@ TENANT_TABLES = (
     "segment_members",
     "segmentations",
     "webhook_inbox",
+    "personas",
+    "persona_versions",
 )
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "JobOutbox",
     "Order",
     "OrderItem",
+    "Persona",
+    "PersonaVersion",
     "Segment",
     "SegmentMember",
     "Segmentation",
