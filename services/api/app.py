@@ -21,6 +21,7 @@ from services.api.routers import (
     imports,
     jobs,
     orders,
+    personas,
     segmentations,
     segments,
     webhooks,
@@ -39,6 +40,8 @@ API_ROUTERS = (
     analyses.router,
     segments.router,
     segmentations.router,
+    personas.router,
+    personas.customer_router,
     jobs.router,
 )
 
