@@ -296,12 +296,13 @@ def _numeric(key: str, facts: Facts) -> dict[str, Any]:
     if num.median is None or num.n < MIN_N:
         return {**_too_little(key, num.n), "evidence": evidence}
     lift = round(num.median / num.store_median, 3) if num.store_median else None
-    value = round(num.median, 2)
+    digits = 0 if key == "recency_days" else 2
+    value = round(num.median, digits)
     shown = _money(value) if key in MONEY else f"{value:g}"
     store = (
         ""
         if num.store_median is None
-        else (_money(num.store_median) if key in MONEY else f"{round(num.store_median, 2):g}")
+        else (_money(num.store_median) if key in MONEY else f"{round(num.store_median, digits):g}")
     )
     return {
         "status": "ok",

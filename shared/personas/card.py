@@ -59,17 +59,17 @@ def _evidence_note(f: dict[str, Any]) -> str:
         bits.append(f"n={ev['n']}")
     if ev.get("ci95"):
         lo, hi = ev["ci95"]
-        bits.append(f"95% CI {_pct(lo)}-{_pct(hi)}")
+        bits.append(f"CI {_pct(lo)}–{_pct(hi)}")
     if ev.get("lift") is not None:
-        bits.append(f"lift ×{ev['lift']:.2f}")
-    return ", ".join(bits)
+        bits.append(f"lift {ev['lift']:.1f}×")
+    return " · ".join(bits)
 
 
 def _bar_chart(title: str, dist: list[dict[str, Any]]) -> str:
     """Horizontal bars of the segment's shares, with a tick at the store's share."""
     rows = [d for d in dist if isinstance(d.get("share"), int | float)][:5]
-    width, label_w, bar_w, row_h = 230, 88, 110, 17
-    height = 20 + row_h * max(len(rows), 1)
+    width, label_w, bar_w, row_h = 205, 72, 96, 15
+    height = 18 + row_h * max(len(rows), 1)
     top = max([float(d["share"]) for d in rows] + [float(d.get("store_share") or 0) for d in rows]
               + [0.01])  # fmt: skip
     parts = [
@@ -80,11 +80,11 @@ def _bar_chart(title: str, dist: list[dict[str, Any]]) -> str:
     if not rows:
         parts.append(f'<text x="0" y="{20 + 12}" class="cl">no data</text>')
     for i, d in enumerate(rows):
-        y = 20 + i * row_h
+        y = 17 + i * row_h
         w = max(1.0, bar_w * float(d["share"]) / top)
         sx = label_w + bar_w * float(d.get("store_share") or 0) / top
         label = str(d["value"])
-        label = label if len(label) <= 14 else label[:13] + "…"
+        label = label if len(label) <= 12 else label[:11] + "…"
         parts.append(f'<text x="0" y="{y + 11}" class="cl">{_e(label)}</text>')
         parts.append(
             f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="11" rx="2" class="bar"/>'
@@ -128,37 +128,39 @@ def _voice_block(f: dict[str, Any]) -> str:
 
 
 _CSS = """
-@page { size: A4; margin: 10mm; }
+@page { size: A4; margin: 8mm; }
 * { box-sizing: border-box; }
-body { margin: 0; font: 12px/1.4 "DejaVu Sans", Arial, Helvetica, sans-serif; color: #1f2933;
+body { margin: 0; font: 11px/1.3 "DejaVu Sans", Arial, Helvetica, sans-serif; color: #1f2933;
        background: #fff; }
-.card { width: 190mm; min-height: 270mm; margin: 0 auto; padding: 8mm; }
-header { border-bottom: 3px solid #3b5bdb; padding-bottom: 6px; margin-bottom: 8px; }
-h1 { font-size: 28px; margin: 0; color: #1c2d7a; }
-.tagline { font-size: 15px; margin: 2px 0 4px; color: #364fc7; font-style: italic; }
-.meta { color: #616e7c; font-size: 11px; }
-.deleted { background: #ffe3e3; color: #c92a2a; padding: 2px 6px; border-radius: 3px; }
-.narrative { margin: 6px 0 10px; }
+.card { width: 210mm; margin: 0 auto; padding: 7mm 9mm; }
+@media print { .card { width: auto; padding: 0; } }
+header { border-bottom: 3px solid #3b5bdb; padding-bottom: 4px; margin-bottom: 6px; }
+h1 { font-size: 26px; margin: 0; color: #1c2d7a; }
+.tagline { font-size: 14px; margin: 1px 0 3px; color: #364fc7; font-style: italic; }
+.meta { color: #616e7c; font-size: 10px; margin: 0; }
+.deleted { background: #ffe3e3; color: #c92a2a; padding: 1px 5px; border-radius: 3px; }
+.narrative { margin: 4px 0 6px; }
 .cols { display: flex; gap: 14px; }
 .col { flex: 1; min-width: 0; }
-h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .05em; color: #3b5bdb;
-     margin: 8px 0 4px; }
-h3 { font-size: 12px; margin: 0 0 2px; }
+.col.facts { flex: 1.15; }
+h2 { font-size: 11px; text-transform: uppercase; letter-spacing: .06em; color: #3b5bdb;
+     margin: 6px 0 3px; }
+h3 { font-size: 11px; margin: 0 0 1px; }
 table { border-collapse: collapse; width: 100%; }
-td { padding: 2px 4px; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
-td.k { color: #616e7c; width: 38%; }
-.ev, .note { color: #7b8794; font-size: 10px; }
+td { padding: 1px 3px; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
+td.k { color: #616e7c; width: 30%; }
+.ev, .note { color: #7b8794; font-size: 9px; }
 .gap { color: #9aa5b1; font-style: italic; margin: 0; }
-.voice { margin-bottom: 6px; }
-.voice ul { margin: 0; padding-left: 16px; }
+.voice { margin-bottom: 5px; }
+.voice ul { margin: 0; padding-left: 14px; }
 .voice p { margin: 0; }
-blockquote { margin: 0 0 4px; padding: 2px 8px; border-left: 3px solid #bac8ff; color: #323f4b; }
-.charts { display: flex; flex-wrap: wrap; gap: 6px 14px; margin-top: 4px; }
-.ct { font: bold 11px sans-serif; fill: #1f2933; }
-.cl { font: 10px sans-serif; fill: #3e4c59; }
+blockquote { margin: 0 0 3px; padding: 1px 6px; border-left: 3px solid #bac8ff; color: #323f4b; }
+.charts { display: flex; flex-wrap: wrap; gap: 4px 12px; }
+.ct { font: bold 10px sans-serif; fill: #1f2933; }
+.cl { font: 9px sans-serif; fill: #3e4c59; }
 .bar { fill: #5c7cfa; }
 .store { stroke: #e8590c; stroke-width: 2; }
-footer { margin-top: 8px; color: #9aa5b1; font-size: 10px; }
+footer { margin-top: 4px; color: #9aa5b1; font-size: 9px; }
 """
 
 
@@ -206,7 +208,7 @@ def html(p: PersonaRead) -> str:
         f"customers · version {p.current_version} · generated "
         f"{_e(p.generated_at.date().isoformat())}{deleted}</p></header>"
         f'<p class="narrative">{_e(p.narrative)}</p>'
-        f'<div class="cols"><section class="col"><h2>Key facts</h2><table>{"".join(rows)}'
+        f'<div class="cols"><section class="col facts"><h2>Key facts</h2><table>{"".join(rows)}'
         f'</table></section><section class="col"><h2>In their words</h2>{voice}'
         f"<h2>Quotes</h2>{quotes}</section></div>"
         f'<h2>Distributions</h2><div class="charts">{charts}</div>'
@@ -217,14 +219,14 @@ def html(p: PersonaRead) -> str:
     )
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|>~-])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~])")
 
 
 def _m(value: Any) -> str:
     """Markdown-escaped text, with angle brackets as entities so no HTML gets through."""
     text = str(value).replace("\r", " ").replace("\n", " ")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def _md_voice(field: dict[str, Any]) -> list[str]:
