@@ -359,7 +359,7 @@ def _facts_with_surveys(store, kind: str) -> build.Facts:
                 survey_id="s1",
                 survey_title="Profile survey",
                 question_key=key,
-                question_text=build.FILL_WITH.get(key, (key, key))[1] or key,
+                question_text=key,
                 question_type="multiple_choice",
                 topic=key,
                 respondents=int(mine.sum()),
@@ -398,7 +398,8 @@ def test_survey_answers_fill_goals_pain_points_and_decision_role():
     assert fields["decision_role"]["value"] == "decides"
     assert fields["motivations"]["status"] == "ok"
     assert fields["objections"]["status"] == "too_little_evidence"
-    assert fields["objections"]["fill_with"]["library_question"] == "objections"
+    assert fields["objections"]["fill_with"]["library_question"] is None
+    assert fields["objections"]["fill_with"]["question"].startswith("What almost stopped")
 
 
 # --- the demo store -------------------------------------------------------------------------
@@ -457,3 +458,158 @@ async def test_personas_of_the_demo_store_match_its_planted_kinds(
     assert found["one_time_gifter"]["fields"]["orders_per_year"]["value"] < 1.5
     assert found["premium_professional"]["fields"]["average_order_value"]["evidence"]["lift"] > 2
     assert len({p["name"] for p in found.values()}) == len(found)
+
+
+# The surveys (issue 6) and funnels (issue 8) tables as their branches define them (the
+# columns the seam reads), made in a scratch schema inside a rolled-back transaction: the
+# seam's SQL runs for real here, and once those branches are merged their own tables answer.
+_SCRATCH_DDL = (
+    "CREATE SCHEMA seam_scratch",
+    "SET LOCAL search_path = seam_scratch, public",
+    """CREATE TABLE surveys (tenant_id uuid, id uuid, title text, questions jsonb,
+       PRIMARY KEY (tenant_id, id))""",
+    """CREATE TABLE survey_responses (tenant_id uuid, id uuid, survey_id uuid,
+       customer_id uuid, status text, PRIMARY KEY (tenant_id, id))""",
+    """CREATE TABLE survey_answers (tenant_id uuid, response_id uuid, question_key text,
+       survey_id uuid, customer_id uuid, value_text text, value_number numeric,
+       choices text[], PRIMARY KEY (tenant_id, response_id, question_key))""",
+    """CREATE TABLE interviews (tenant_id uuid, id uuid, customer_id uuid,
+       interviewed_at timestamptz, notes text, quotes jsonb, tags text[])""",
+    "CREATE TABLE funnels (tenant_id uuid, id uuid, name text, steps jsonb)",
+)
+
+
+async def test_the_evidence_seam_turns_answers_interviews_and_dropoffs_into_the_voice(
+    client, tenant, worker_factory, owner_engine
+):
+    import json
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from shared.models import Segment
+    from shared.personas import evidence
+    from shared.personas import service as personas
+    from tests.factories.store import event
+
+    h = auth(tenant.api_key)
+    await _vn_store(client, tenant, worker_factory, n_email=8)
+    for i in range(8):  # VN customers browse, add to cart, and stop; GB customers buy
+        for name in ("product_view", "add_to_cart"):
+            await client.post("/v1/events", json=event(name, f"vn-{i}"), headers=h)
+        for name in ("product_view", "add_to_cart", "purchase"):
+            await client.post("/v1/events", json=event(name, f"gb-{i}"), headers=h)
+    segment = await create_segment(
+        client,
+        tenant,
+        worker_factory,
+        {"name": "VN", "condition": {"fact": "country", "op": "eq", "value": "VN"}},
+    )
+    t, sid = tenant.tenant_id, uuid.UUID(segment["id"])
+    survey = uuid.uuid4()
+    questions = [
+        {"key": "goals", "text": "What are you trying to achieve?", "type": "multiple_choice",
+         "category": "psychographic"},
+        {"key": "decision_role", "text": "Who decides?", "type": "single_choice",
+         "category": "financial", "maps_to": "decision_role"},
+        {"key": "story", "text": "Tell us about your last order", "type": "long_text",
+         "category": "other"},
+    ]  # fmt: skip
+    async with owner_engine.connect() as conn:
+        await conn.begin()
+        for statement in _SCRATCH_DDL:
+            await conn.execute(text(statement))
+        ids = {
+            r.external_id: r.id
+            for r in await conn.execute(
+                text("SELECT external_id, id FROM customers WHERE tenant_id = :t"), {"t": t}
+            )
+        }
+        await conn.execute(
+            text("INSERT INTO surveys VALUES (:t, :s, 'Profile survey', CAST(:q AS jsonb))"),
+            {"t": t, "s": survey, "q": json.dumps(questions)},
+        )
+        for ext, cid in ids.items():
+            vn = ext.startswith("vn-")
+            response = uuid.uuid4()
+            status = "partial" if ext == "vn-7" else "completed"  # partial answers do not count
+            await conn.execute(
+                text("INSERT INTO survey_responses VALUES (:t, :r, :s, :c, :st)"),
+                {"t": t, "r": response, "s": survey, "c": cid, "st": status},
+            )
+            answers = [
+                ("goals", None, ["glowing skin", "save time"] if vn else ["save money"]),
+                ("decision_role", "decides" if vn else "influences", None),
+                ("story", f"I ordered the serum for my mother, customer {ext}, and loved it", None),
+            ]
+            for key, value, choices in answers:
+                await conn.execute(
+                    text(
+                        "INSERT INTO survey_answers (tenant_id, response_id, question_key, "
+                        "survey_id, customer_id, value_text, choices) "
+                        "VALUES (:t, :r, :k, :s, :c, :v, :ch)"
+                    ),
+                    {
+                        "t": t,
+                        "r": response,
+                        "k": key,
+                        "s": survey,
+                        "c": cid,
+                        "v": value,
+                        "ch": choices,
+                    },  # fmt: skip
+                )
+        await conn.execute(
+            text(
+                "INSERT INTO interviews VALUES (:t, :i, :c, now(), 'notes', "
+                "CAST(:q AS jsonb), ARRAY['objection'])"
+            ),
+            {
+                "t": t,
+                "i": uuid.uuid4(),
+                "c": ids["vn-0"],
+                "q": json.dumps(
+                    [{"text": "Shipping to Vietnam costs too much", "tags": ["objection"]}]
+                ),
+            },  # fmt: skip
+        )
+        await conn.execute(
+            text("INSERT INTO funnels VALUES (:t, :f, 'Checkout', CAST(:s AS jsonb))"),
+            {
+                "t": t,
+                "f": uuid.uuid4(),
+                "s": json.dumps([{"event": "add_to_cart"}, {"event": "purchase"}]),
+            },  # fmt: skip
+        )
+        session = AsyncSession(bind=conn)
+        questions_found = await evidence.survey_evidence(session, t, sid)
+        by_key = {q.question_key: q for q in questions_found}
+        assert by_key["goals"].respondents == 7  # vn-7's response is partial
+        assert by_key["goals"].store_respondents == 15
+        assert by_key["goals"].answers[0].value == "glowing skin"
+        assert by_key["decision_role"].self_reported is True
+        assert len(by_key["story"].texts) == 5
+        [drop] = await evidence.funnel_dropoffs(session, t, sid)
+        assert (drop.reached, drop.dropped, drop.store_reached, drop.store_dropped) == (8, 8, 16, 8)
+        [quote] = await evidence.interview_evidence(session, t, sid)
+        assert quote.tags == ("objection",)
+
+        segment_row = await session.get(Segment, (t, sid))
+        persona, _ = await personas.generate_one(session, t, segment_row, None)
+        f = persona.fields
+        assert f["goals"]["status"] == "ok"
+        assert f["goals"]["value"][:2] == ["glowing skin", "save time"]
+        assert f["goals"]["items"][0]["share"] == 1.0
+        assert f["goals"]["items"][0]["lift"] == round(1 / (7 / 15), 3)
+        assert "survey 'Profile survey'" in f["goals"]["evidence"]["source"]
+        assert f["decision_role"]["value"] == "decides"
+        assert f["decision_role"]["evidence"]["source"].endswith("(self-reported)")
+        assert f["objections"]["status"] == "ok"
+        assert f["objections"]["items"][0]["text"].startswith("stops after add_to_cart")
+        assert f["objections"]["quotes"][0]["text"] == "Shipping to Vietnam costs too much"
+        assert f["quotes"]["status"] == "ok"
+        assert f["pain_points"]["status"] == "too_little_evidence"
+        assert f["pain_points"]["fill_with"]["library_question"] == "frustrations"
+        await session.close()
+        await conn.rollback()

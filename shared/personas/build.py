@@ -20,28 +20,31 @@ MIN_COVERAGE = 0.1  # ... or fewer than this share of the segment, unless MIN_N_
 MIN_N_ANYWAY = 30
 Z95 = 1.959964
 
-# (library question key, the question): what a survey would ask to fill a field.
-FILL_WITH: dict[str, tuple[str, str]] = {
+# (survey library question key, or None when the library has none; the question): what a
+# survey would ask to fill a field. Keys are those of the surveys domain's question library.
+FILL_WITH: dict[str, tuple[str | None, str]] = {
     "age_band": ("age_band", "Which age group are you in?"),
-    "gender": ("gender", "What is your gender?"),
-    "marital_status": ("marital_status", "What is your marital status?"),
-    "children": ("children", "Do you have children? How many?"),
+    "gender": (None, "What is your gender?"),
+    "marital_status": ("marital_status", "Are you married?"),
+    "children": ("children", "How many children do you have?"),
     "income_band": ("income_band", "What is your household's yearly income?"),
-    "education_level": ("education_level", "What is the highest level of education you have?"),
-    "occupation": ("occupation", "What is your job title?"),
+    "education_level": (
+        "education_level", "What is the highest level of education you completed?"
+    ),
+    "occupation": ("job_level", "Which best describes your job level?"),
     "industry": ("industry", "Which industry do you work in?"),
-    "location": ("location", "Where do you live?"),
-    "interests": ("interests", "What are your main interests and hobbies?"),
-    "values": ("values", "What matters most to you when you choose a product?"),
-    "lifestyle": ("lifestyle", "How would you describe your lifestyle?"),
-    "motivations": ("motivations", "What motivates you to buy from us?"),
-    "goals": ("goals", "What are you trying to achieve when you shop with us?"),
-    "pain_points": ("frustrations", "What frustrates you most when shopping with us?"),
-    "objections": ("objections", "What almost stopped you from buying?"),
+    "location": ("city", "Which city do you live in?"),
+    "interests": ("interests", "What are you interested in?"),
+    "values": ("values", "What matters most to you when you shop?"),
+    "lifestyle": (None, "How would you describe your lifestyle?"),
+    "motivations": ("motivations", "What makes you buy from us?"),
+    "goals": ("goals", "What are you trying to achieve when you buy from us?"),
+    "pain_points": ("frustrations", "What frustrates you when shopping online?"),
+    "objections": (None, "What almost stopped you from buying from us?"),
     "decision_role": ("decision_role", "Who decides purchases in your household?"),
     "channels": ("preferred_channel", "How do you prefer to hear from us?"),
-    "quotes": ("frustrations", "An open question, e.g. 'What frustrates you most?' as long text"),
-}
+    "quotes": (None, "An open (long text) question, or interview notes with quotes"),
+}  # fmt: skip
 
 # Which survey topics (profile fact or library question a question maps to) feed a field.
 TOPICS: dict[str, frozenset[str]] = {
@@ -216,7 +219,7 @@ def _enough(known: int, members: int) -> bool:
 
 
 def _too_little(key: str, known: int, why: str | None = None) -> dict[str, Any]:
-    library, question = FILL_WITH.get(key, (key, ""))
+    library, question = FILL_WITH.get(key, (None, ""))
     reason = why or (
         f"Too little evidence: {known} customer{'s' if known != 1 else ''} with this fact, "
         f"at least {MIN_N} (and a tenth of the segment) needed."

@@ -7,12 +7,15 @@ other domains' tables (issues 6 and 8); while a table does not exist yet (checke
 `to_regclass`) a function returns nothing and the persona says which survey question would
 fill the field. Everything that knows those tables' shapes lives here and only here.
 
-Shapes read (from the surveys branch, shared/models/survey.py and interview.py):
+Shapes read (from the surveys branch, shared/models/survey.py and interview.py, as of its
+commit 99a2bdd; its `shared.surveys.evidence.answers_for` gives the segment's side of the
+same counts and could replace the SQL here once both are merged):
 - `surveys(id, title, questions jsonb)`: each question a JSON object with a `key`, a `type`,
   its text (`text`, `prompt` or `title`), a `category`, and optionally the profile fact it
   maps to (`maps_to`, `profile_fact` or `fact`) or the library question it came from
   (`library_key` or `library`).
-- `survey_answers(survey_id, question_key, customer_id, value_text, value_number, choices)`.
+- `survey_answers(response_id, survey_id, question_key, customer_id, value_text, value_number,
+  choices)`; only answers of `survey_responses` with status `completed` count.
 - `interviews(id, customer_id, interviewed_at, notes, quotes jsonb [{text, tags}], tags)`.
 - funnels (issue 8): `funnels(id, name, steps jsonb)`, each step an event name or an object
   with `event` (or `name`); reach per step is counted from `events`.
@@ -94,7 +97,9 @@ def _first(obj: dict[str, Any], *names: str) -> Any:
     return None
 
 
-_MEMBER = """LEFT JOIN segment_members m ON m.tenant_id = a.tenant_id AND m.segment_id = :s
+_MEMBER = """JOIN survey_responses r ON r.tenant_id = a.tenant_id AND r.id = a.response_id
+    AND r.status = 'completed'
+LEFT JOIN segment_members m ON m.tenant_id = a.tenant_id AND m.segment_id = :s
     AND m.customer_id = a.customer_id AND m.left_at IS NULL"""
 
 
@@ -102,8 +107,9 @@ async def survey_evidence(
     session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID
 ) -> list[QuestionEvidence]:
     """Every answered survey question, the segment's answers next to all respondents'."""
-    if not (await _exists(session, "survey_answers") and await _exists(session, "surveys")):
-        return []
+    for table in ("surveys", "survey_responses", "survey_answers"):
+        if not await _exists(session, table):
+            return []
     params = {"t": tenant_id, "s": segment_id}
     totals = (
         await session.execute(
@@ -139,7 +145,7 @@ async def survey_evidence(
         await session.execute(
             text(
                 f"""SELECT a.survey_id, a.question_key, a.value_text
-                FROM survey_answers a {_MEMBER.replace("LEFT JOIN", "JOIN")}
+                FROM survey_answers a {_MEMBER.replace("LEFT JOIN segment", "JOIN segment")}
                 WHERE a.tenant_id = :t AND a.value_text IS NOT NULL
                   AND length(a.value_text) > 20
                 ORDER BY a.survey_id, a.question_key, length(a.value_text) DESC, a.value_text
