@@ -613,3 +613,31 @@ async def test_the_evidence_seam_turns_answers_interviews_and_dropoffs_into_the_
         assert f["pain_points"]["fill_with"]["library_question"] == "frustrations"
         await session.close()
         await conn.rollback()
+
+
+async def test_another_stores_personas_and_segments_are_not_found(
+    client, tenant, make_tenant, worker_factory
+):
+    await _vn_store(client, tenant, worker_factory, n_email=5)
+    segment = await create_segment(
+        client,
+        tenant,
+        worker_factory,
+        {"name": "VN", "condition": {"fact": "country", "op": "eq", "value": "VN"}},
+    )
+    made = await generate_personas(client, tenant, worker_factory, {"segment_ids": [segment["id"]]})
+    pid = made["personas"][0]["persona_id"]
+    other = auth((await make_tenant()).api_key)
+    for path in ("", "/versions", "/card"):
+        assert_problem(await client.get(f"/v1/personas/{pid}{path}", headers=other), 404)
+    assert_problem(
+        await client.patch(f"/v1/personas/{pid}", json={"name": "Mine"}, headers=other), 404
+    )
+    assert_problem(await client.delete(f"/v1/personas/{pid}", headers=other), 404)
+    assert (await client.get("/v1/personas", headers=other)).json()["items"] == []
+    r = await client.post(
+        "/v1/personas/generate", json={"segment_ids": [segment["id"]]}, headers=other
+    )
+    assert_problem(r, 422)
+    assert r.json()["errors"][0]["loc"] == ["body", "segment_ids", 0]
+    assert_problem(await client.get("/v1/customers/ext:vn-0/persona", headers=other), 404)
