@@ -641,3 +641,25 @@ async def test_another_stores_personas_and_segments_are_not_found(
     assert_problem(r, 422)
     assert r.json()["errors"][0]["loc"] == ["body", "segment_ids", 0]
     assert_problem(await client.get("/v1/customers/ext:vn-0/persona", headers=other), 404)
+
+
+def test_names_are_alliterative_distinct_and_stable():
+    facts = build.Facts(
+        segment_id="s-1",
+        segment_name="Deal seekers",
+        members=10,
+        customers=20,
+        dists={"top_categories": [build.Dist("deals", 8, 8)]},
+        known={"top_categories": (10, 20)},
+        numbers={},
+    )
+    traits = build.distinctive(facts)
+    name = build.make_name(facts, traits)
+    assert name.split()[0] == "Frugal"
+    assert name.split()[1][0] == "F"
+    other = build.make_name(facts, traits, taken=[name])
+    assert other.split()[0] == "Frugal"
+    assert other.split()[1] != name.split()[1]  # no two personas share a first name
+    # Regenerated, a persona keeps its name while its defining trait holds.
+    assert build.make_name(facts, traits, taken=[other], current=name) == name
+    assert build.make_tagline(traits) == "Buys deals."

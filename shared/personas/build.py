@@ -123,6 +123,12 @@ ADJECTIVES: dict[tuple[str, str], str] = {
     ("lifecycle_stage", "churned"): "Lapsed", ("lifecycle_stage", "at_risk"): "Wavering",
     ("lifecycle_stage", "active"): "Loyal", ("rfm_segment", "champions"): "Champion",
     ("rfm_segment", "loyal"): "Loyal", ("marital_status", "married"): "Married",
+    ("values", "thoughtfulness"): "Thoughtful", ("values", "convenience"): "Busy",
+    ("values", "health"): "Healthy", ("values", "sustainability"): "Green",
+    ("values", "exclusivity"): "Exclusive", ("values", "self-expression"): "Expressive",
+    ("values", "novelty"): "Novelty-seeking", ("values", "status"): "Stylish",
+    ("values", "practicality"): "Practical", ("values", "value for money"): "Value-seeking",
+    ("values", "reliability"): "Reliable",
 }  # fmt: skip
 FIRST_NAMES: dict[str, tuple[str, ...]] = {
     "A": ("Alice", "Adam", "Ava", "Arjun"), "B": ("Ben", "Bella", "Bianca", "Bruno"),
@@ -530,18 +536,28 @@ def _adjective(trait: Trait | None) -> str:
     return word[:1].upper() + word[1:] if word else "Typical"
 
 
-def make_name(facts: Facts, traits: Sequence[Trait], taken: Iterable[str] = ()) -> str:
-    """An alliterative name: the adjective of the most distinctive trait, and a first name
-    with the same initial, chosen by the segment id (skipping names other personas have)."""
-    adjective = _adjective(traits[0] if traits else None)
+def make_name(
+    facts: Facts, traits: Sequence[Trait], taken: Iterable[str] = (), current: str | None = None
+) -> str:
+    """An alliterative name: the adjective of the most distinctive trait (or of the next one
+    when another persona has that adjective), and a first name with the same initial, chosen
+    by the segment id (skipping names other personas have)."""
+    used = set(taken)
+    taken_adjectives = {n.rsplit(" ", 1)[0] for n in used}
+    adjectives = [_adjective(t) for t in traits[:5]] or [_adjective(None)]
+    # Another persona already has the top trait's adjective: the next trait tells them apart.
+    adjective = next((a for a in adjectives if a not in taken_adjectives), adjectives[0])
+    if current and current.rsplit(" ", 1)[0] == adjective and current not in used:
+        return current  # a regenerated persona keeps its name while its trait holds
     letter = next((ch.upper() for ch in adjective if ch.isalpha()), "T")
     names = FIRST_NAMES.get(letter, FIRST_NAMES["T"])
     start = int(hashlib.sha256(facts.segment_id.encode()).hexdigest(), 16) % len(names)
-    used = set(taken)
-    for i in range(len(names)):
-        candidate = f"{adjective} {names[(start + i) % len(names)]}"
-        if candidate not in used:
-            return candidate
+    first_names = {n.rsplit(" ", 1)[-1] for n in used}
+    order = [names[(start + i) % len(names)] for i in range(len(names))]
+    # A first name no other persona has, else a full name no other persona has.
+    for first in [n for n in order if n not in first_names] + order:
+        if f"{adjective} {first}" not in used:
+            return f"{adjective} {first}"
     return f"{adjective} {names[start]} ({facts.segment_name})"
 
 

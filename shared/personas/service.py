@@ -70,11 +70,14 @@ async def check_segments(
 
 
 async def top_segments(session: AsyncSession, tenant_id: uuid.UUID, top: int) -> list[uuid.UUID]:
-    """The top non-empty segments by the STP score (segments' compare, default weights)."""
+    """The top non-empty segments by the STP score (segments' compare, default weights).
+    The store's own segments (rule, static, segmentation) come first; the built-in
+    core-customer segments are considered only when there are no others."""
     rows = await session.execute(
         text(
-            "SELECT id FROM segments WHERE tenant_id = :t AND size > 0 "
-            "ORDER BY size DESC, id LIMIT :n"
+            "SELECT id FROM segments WHERE tenant_id = :t AND size > 0 AND (kind <> 'builtin' "
+            "OR NOT EXISTS (SELECT 1 FROM segments o WHERE o.tenant_id = :t AND o.size > 0 "
+            "AND o.kind <> 'builtin')) ORDER BY size DESC, id LIMIT :n"
         ),
         {"t": tenant_id, "n": MAX_COMPARED},
     )
@@ -104,11 +107,11 @@ async def gather(session: AsyncSession, tenant_id: uuid.UUID, segment: Segment) 
     )
 
 
-def compose(facts: build.Facts, taken: Sequence[str]) -> dict[str, Any]:
+def compose(facts: build.Facts, taken: Sequence[str], current: str | None = None) -> dict[str, Any]:
     """The generated persona (name, tagline, narrative, fields) from a segment's facts."""
     fields = build.build_fields(facts)
     traits = build.distinctive(facts)
-    name = build.make_name(facts, traits, taken)
+    name = build.make_name(facts, traits, taken, current)
     return {
         "name": name,
         "tagline": build.make_tagline(traits),
@@ -136,7 +139,7 @@ async def generate_one(
         n for sid, n in (await repository.names(session, tenant_id)).items() if sid != segment.id
     ]
     facts = await gather(session, tenant_id, segment)
-    made = compose(facts, taken)
+    made = compose(facts, taken, persona.name if persona is not None else None)
     now = datetime.now(UTC)
     if persona is None:
         persona = Persona(
