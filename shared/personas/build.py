@@ -160,6 +160,8 @@ SUBJECTS: dict[str, str] = {
     "income_band": "customers earning {v}", "lifecycle_mix": "{v} customers",
     "order_channel": "{v} orders", "channels": "customers preferring {v}",
     "weekday": "orders on {v}", "hour": "orders in the {v}",
+    "decision_role": "“{v}” answers", "goals": "“{v}” answers",
+    "pain_points": "“{v}” answers", "objections": "“{v}” answers",
 }  # fmt: skip
 DISTINCTIVE_DIMS = ("top_categories", "income_band", "age_band", "device", "order_channel",
                     "preferred_channel", "values", "lifecycle_stage", "interests",
@@ -401,13 +403,16 @@ def _voice(key: str, facts: Facts) -> dict[str, Any]:
         if more:
             sources.append("funnel drop-offs")
     items.sort(key=lambda i: (-(i["share"] or 0), i["text"]))
-    items = items[:5] if key != "decision_role" else items
+    # The few answers that matter: at most five, none given by under 5% (but at least one).
+    items = items[:1] + [i for i in items[1:5] if (i["share"] or 0) >= 0.05]
     if not items and not quotes:
         out = _too_little(key, n)
         if n == 0:
             out["summary"] = "Too little evidence: no survey answers or interview notes yet."
         return {**out, "evidence": {"n": n, "source": "survey answers, interviews"}}
     top = items[0] if items else None
+    if top is None:
+        n = len(quotes)  # the evidence is the interview quotes themselves
     summary = "; ".join(f"{i['text']} ({_pct(i['share'])})" for i in items[:3])
     if not summary and quotes:
         summary = "; ".join(q["text"] for q in quotes[:2])
@@ -620,7 +625,8 @@ def make_narrative(name: str, facts: Facts, fields: Mapping[str, dict[str, Any]]
     if how:
         parts.append(f"{first} {', '.join(how)}.")
     if (f := _ok(fields, "lifecycle_mix")) is not None:
-        parts.append(f"Most are {f['value']} customers ({_pct(f['evidence']['share'])}).")
+        stage = str(f["value"]).replace("_", " ")
+        parts.append(f"Most are {stage} customers ({_pct(f['evidence']['share'])}).")
     if (f := _ok(fields, "interests")) is not None:
         parts.append(f"Interests: {', '.join(f['value'][:3])}.")
     if (f := _ok(fields, "goals")) is not None:
@@ -676,14 +682,16 @@ def drift(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[dict[st
     old_fields, new_fields = old.get("fields") or {}, new.get("fields") or {}
     for key in FIELD_KEYS:
         o, n = old_fields.get(key) or {}, new_fields.get(key) or {}
-        if o.get("status") != n.get("status"):
+        if o and o.get("status") != n.get("status"):
+            now_ok = n.get("status") == "ok"
+            said = "now backed by evidence" if now_ok else "too little evidence now"
             changes.append(
                 {
                     "field": key,
                     "kind": "status",
                     "from": o.get("status"),
                     "to": n.get("status"),
-                    "text": f"{LABELS[key].lower()}: {o.get('status')} -> {n.get('status')}",
+                    "text": f"{LABELS[key].lower()}: {said}",
                 }  # fmt: skip
             )
         if key in NUMERIC:

@@ -12,9 +12,9 @@ from shared.personas.schemas import PersonaRead
 
 HTML, MARKDOWN = "text/html", "text/markdown"
 KEY_FACTS = ("age_band", "gender", "marital_status", "children", "income_band", "occupation",
-             "location", "interests", "values", "orders_per_year", "average_order_value",
-             "predicted_clv", "recency_days", "top_categories", "device", "order_channel",
-             "weekday", "hour")  # fmt: skip
+             "location", "interests", "values", "motivations", "orders_per_year",
+             "average_order_value", "predicted_clv", "recency_days", "top_categories", "device",
+             "order_channel", "weekday", "hour")  # fmt: skip
 VOICE = ("goals", "pain_points", "objections", "decision_role", "channels")
 CHARTS = ("age_band", "income_band", "top_categories", "device", "lifecycle_mix", "weekday")
 
