@@ -611,6 +611,18 @@ async def test_the_evidence_seam_turns_answers_interviews_and_dropoffs_into_the_
         assert f["quotes"]["status"] == "ok"
         assert f["pain_points"]["status"] == "too_little_evidence"
         assert f["pain_points"]["fill_with"]["library_question"] == "frustrations"
+        # Three members change their answer: the next version says what moved.
+        await conn.execute(
+            text(
+                "UPDATE survey_answers SET value_text = 'influences' WHERE tenant_id = :t "
+                "AND question_key = 'decision_role' AND customer_id = ANY(:c)"
+            ),
+            {"t": t, "c": [ids["vn-0"], ids["vn-1"], ids["vn-2"]]},
+        )
+        _, changes = await personas.generate_one(session, t, segment_row, None)
+        texts = [c["text"] for c in changes]
+        assert "share of “decides” answers fell from 100% to 57%" in texts
+        assert "share of “influences” answers rose from 0% to 43%" in texts
         await session.close()
         await conn.rollback()
 

@@ -422,7 +422,7 @@ def _voice(key: str, facts: Facts) -> dict[str, Any]:
         "summary": summary,
         "items": items,
         "quotes": quotes,
-        "distribution": items if key == "decision_role" else [],
+        "distribution": items,
         "evidence": {
             "n": n,
             "count": top["count"] if top else len(quotes),
