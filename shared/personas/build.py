@@ -630,9 +630,9 @@ def make_narrative(name: str, facts: Facts, fields: Mapping[str, dict[str, Any]]
     if (f := _ok(fields, "interests")) is not None:
         parts.append(f"Interests: {', '.join(f['value'][:3])}.")
     if (f := _ok(fields, "goals")) is not None:
-        parts.append(f"Wants {'; '.join(str(v) for v in f['value'][:2])}.")
+        parts.append(f"Goals: {'; '.join(str(v) for v in f['value'][:2])}.")
     if (f := _ok(fields, "pain_points")) is not None:
-        parts.append(f"Frustrated by {'; '.join(str(v) for v in f['value'][:2])}.")
+        parts.append(f"Pain points: {'; '.join(str(v) for v in f['value'][:2])}.")
     missing = [LABELS[k].lower() for k in ("goals", "pain_points", "objections")
                if _ok(fields, k) is None]  # fmt: skip
     if missing:

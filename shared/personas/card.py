@@ -274,7 +274,8 @@ def markdown(p: PersonaRead) -> str:
     out += ["", "## Quotes", ""]
     quotes = f.get("quotes") or {}
     if quotes.get("status") == "ok":
-        out += [f"> {_m(q.get('text', ''))} ({_m(q.get('source', ''))})" for q in quotes["items"]]
+        for q in quotes["items"]:  # a blank line between quotes keeps them apart
+            out += [f"> “{_m(q.get('text', ''))}”  ", f"> {_m(q.get('source', ''))}", ""]
     else:
         out.append(f"_{_m(quotes.get('summary', 'No quotes yet.'))}_")
     out += ["", "## Distributions", ""]
