@@ -712,21 +712,27 @@ def drift(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[dict[st
             continue
         od = {i["value"]: i["share"] for i in o.get("distribution") or [] if "value" in i}
         nd = {i["value"]: i["share"] for i in n.get("distribution") or [] if "value" in i}
-        for value in sorted(set(od) | set(nd)):
-            a, b = od.get(value, 0.0), nd.get(value, 0.0)
-            if abs(b - a) >= 0.05:
-                way = "rose" if b > a else "fell"
-                changes.append(
-                    {
-                        "field": key,
-                        "kind": "share",
-                        "value": value,
-                        "from": a,
-                        "to": b,
-                        "text": f"share of {_subject(key, str(value))} {way} from {_pct(a)} "
-                        f"to {_pct(b)}",
-                    }  # fmt: skip
-                )
+        if not od or not nd:
+            continue  # a field that just gained (or lost) its evidence: said above
+        moved = [
+            (value, od.get(value, 0.0), nd.get(value, 0.0))
+            for value in sorted(set(od) | set(nd))
+            if abs(nd.get(value, 0.0) - od.get(value, 0.0)) >= 0.05
+        ]
+        # The three biggest moves per field, biggest first.
+        for value, a, b in sorted(moved, key=lambda m: -abs(m[2] - m[1]))[:3]:
+            way = "rose" if b > a else "fell"
+            changes.append(
+                {
+                    "field": key,
+                    "kind": "share",
+                    "value": value,
+                    "from": a,
+                    "to": b,
+                    "text": f"share of {_subject(key, str(value))} {way} "
+                    f"from {_pct(a)} to {_pct(b)}",
+                }
+            )
     return changes
 
 
