@@ -62,3 +62,7 @@ class UnsupportedMediaType(DomainError):
 
 class TooManyRequests(DomainError):
     status, title, slug = 429, "Too many requests", "too-many-requests"
+
+
+class NotAcceptable(DomainError):
+    status, title, slug = 406, "Not acceptable", "not-acceptable"

@@ -22,6 +22,7 @@ from services.api.routers import (
     interviews,
     jobs,
     orders,
+    personas,
     public,
     segmentations,
     segments,
@@ -44,6 +45,8 @@ API_ROUTERS = (
     segmentations.router,
     surveys.router,
     interviews.router,
+    personas.router,
+    personas.customer_router,
     jobs.router,
 )
 

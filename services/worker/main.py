@@ -26,6 +26,7 @@ from shared.jobs import runner, system
 from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
+from shared.personas import service as personas
 from shared.segments import segmentation
 from shared.segments import service as segments
 from shared.settings import Settings, get_settings
@@ -42,6 +43,7 @@ KINDS: tuple[runner.JobKind, ...] = (
     value.CUSTOMER_VALUE,
     segments.REFRESH_KIND,
     segmentation.RUN_KIND,
+    personas.GENERATE_KIND,
 )
 
 

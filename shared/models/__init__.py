@@ -9,6 +9,7 @@ from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.interview import Interview
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
+from shared.models.persona import Persona, PersonaVersion
 from shared.models.segment import Segment, Segmentation, SegmentMember
 from shared.models.survey import (
     Survey,
@@ -44,6 +45,8 @@ TENANT_TABLES = (
     "survey_responses",
     "survey_answers",
     "interviews",
+    "personas",
+    "persona_versions",
 )
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "JobOutbox",
     "Order",
     "OrderItem",
+    "Persona",
+    "PersonaVersion",
     "Segment",
     "SegmentMember",
     "Segmentation",

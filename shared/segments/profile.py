@@ -113,14 +113,30 @@ async def _totals(session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.
     ).one()
 
 
+async def distributions(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    dimensions: dict[str, tuple[str, bool, int]],
+    members: int,
+    customers: int,
+) -> dict[str, list[Bucket]]:
+    """The segment's and the store's distribution of each dimension (see DIMENSIONS); other
+    domains (personas) pass their own dimensions over the same customer scan."""
+    params = {"t": tenant_id, "s": segment_id}
+    out = {}
+    for name, (expr, is_array, top) in dimensions.items():
+        rows = (await session.execute(text(_distribution_sql(expr, is_array)), params)).all()
+        out[name] = _buckets(rows, members, customers, top)
+    return out
+
+
 async def profile(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> SegmentProfile:
     segment = await segments.get(session, tenant_id, raw)
     t = await _totals(session, tenant_id, segment.id)
-    params = {"t": tenant_id, "s": segment.id}
-    distributions = {}
-    for name, (expr, is_array, top) in DIMENSIONS.items():
-        rows = (await session.execute(text(_distribution_sql(expr, is_array)), params)).all()
-        distributions[name] = _buckets(rows, int(t.members), int(t.customers), top)
+    distributions_ = await distributions(
+        session, tenant_id, segment.id, DIMENSIONS, int(t.members), int(t.customers)
+    )
     revenue = Decimal(t.revenue)
     return SegmentProfile(
         segment_id=segment.id,
@@ -136,7 +152,7 @@ async def profile(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> Segm
         average_predicted_value=None if t.seg_avg_clv is None else segments.money(t.seg_avg_clv),
         growth=await segments.growth(session, tenant_id, segment, 30),
         size_history=await repository.size_history(session, tenant_id, segment.id, 30),
-        distributions=distributions,
+        distributions=distributions_,
     )
 
 

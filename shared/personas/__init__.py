@@ -1,0 +1,1 @@
+"""Personas: evidence-based portraits of target segments, kept current."""
