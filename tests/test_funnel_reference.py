@@ -18,7 +18,7 @@ from shared.funnels import compute
 NAMES = "ABCX"
 
 
-def _walk(evs, steps, order, window, excl, start, end):
+def _walk(evs, steps, order, window, excl, start, end):  # noqa: C901 (a plain walk, on purpose)
     """One actor's best attempt: (steps reached, index of the attempt's start event, the
     matched events' times). `evs` is a list of (ts, seq, name, code) in time order."""
     funnel = set(steps)
@@ -35,7 +35,11 @@ def _walk(evs, steps, order, window, excl, start, end):
         if order == "any":
             for step in steps:
                 j = next(
-                    (j for j in range(i, len(evs)) if evs[j][2] == step and evs[j][0] - t0 <= window),
+                    (
+                        j
+                        for j in range(i, len(evs))
+                        if evs[j][2] == step and evs[j][0] - t0 <= window
+                    ),
                     None,
                 )
                 if j is None or any(evs[x][2] in excl for x in range(i + 1, j)):
@@ -128,7 +132,9 @@ def test_vectorised_funnel_matches_the_per_customer_walk(case):
     got, p = vectorised(*case)
     assert got == want
     n = len(steps)
-    assert compute.entered(p.reached, n) == [sum(1 for v in want.values() if v[0] > k) for k in range(n)]
+    assert compute.entered(p.reached, n) == [
+        sum(1 for v in want.values() if v[0] > k) for k in range(n)
+    ]
 
 
 @settings(max_examples=300, deadline=None)
@@ -163,13 +169,15 @@ def test_a_repeated_step_needs_a_second_event():
     assert _run(log, ["A", "B", "A"])[1][1][0] == 2
     log.append((1, 3, 3, "A", 0))
     want, got = _run(log, ["A", "B", "A"])
-    assert got == want and got[1][0] == 3
+    assert got == want
+    assert got[1][0] == 3
 
 
 def test_events_arriving_out_of_order_are_ordered_by_time():
     # B arrived (and was stored) first, but happened after A.
     want, got = _run([(1, 9, 1, "B", 0), (1, 3, 2, "A", 0)], ["A", "B"])
-    assert got == want and got[1][0] == 2
+    assert got == want
+    assert got[1][0] == 2
 
 
 def test_strict_order_is_broken_by_another_funnel_event():

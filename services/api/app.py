@@ -17,6 +17,7 @@ from services.api.routers import (
     analyses,
     customers,
     events,
+    funnels,
     health,
     imports,
     jobs,
@@ -39,6 +40,7 @@ API_ROUTERS = (
     analyses.router,
     segments.router,
     segmentations.router,
+    funnels.router,
     jobs.router,
 )
 

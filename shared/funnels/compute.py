@@ -201,7 +201,11 @@ def _best(
     entry = starts[pick]
     keep = best > 0  # `any`: an attempt may start at a later step and reach none
     return Progress(
-        a[first][keep], best[keep], times[pick][keep], entry[keep], ts[entry][keep],
+        a[first][keep],
+        best[keep],
+        times[pick][keep],
+        entry[keep],
+        ts[entry][keep],
         code[entry][keep],
     )
 

@@ -5,6 +5,7 @@ from shared.models.analytics import CustomerValue, ValueRun
 from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
 from shared.models.event import CustomerIdentity, Event
+from shared.models.funnel import Funnel, FunnelRun
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.job import Job, JobOutbox
 from shared.models.order import Order, OrderItem
@@ -30,6 +31,8 @@ TENANT_TABLES = (
     "segment_members",
     "segmentations",
     "webhook_inbox",
+    "funnels",
+    "funnel_runs",
 )
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "CustomerValue",
     "Event",
     "CustomerIdentity",
+    "Funnel",
+    "FunnelRun",
     "ImportChunk",
     "Job",
     "JobOutbox",

@@ -1,0 +1,289 @@
+"""All SQL for funnels and paths: definitions and runs, and the funnel's events handed over
+compactly.
+
+The events query reads only the funnel's events (by name and time, through the
+(tenant_id, name, occurred_at) index), computes in PostgreSQL which steps each event matches
+(a bit mask) and its breakdown code, and returns everything as ONE bytea of fixed-size
+binary records (`string_agg` of `*send()` outputs): no text conversion, no per-row Python
+objects; numpy reads it with `frombuffer`. Sorting and the funnel walk happen in numpy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.funnels.schemas import Breakdown, PropertyFilter, Step
+from shared.models import Funnel, FunnelRun
+
+RECORD = np.dtype(
+    [
+        ("hi", ">i8"),
+        ("lo", ">i8"),
+        ("ts", ">i8"),
+        ("id", ">i8"),
+        ("mask", ">i4"),
+        ("code", ">i4"),
+        ("sess", ">i8"),
+    ]  # fmt: skip
+)
+TOP_CANDIDATES = 50  # values read for a breakdown; the top ones by actors are kept
+
+
+async def raw(session: AsyncSession) -> asyncpg.Connection:
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    return driver
+
+
+@dataclass
+class Sql:
+    """Collects bind values while a statement is written."""
+
+    args: list[Any] = field(default_factory=list)
+
+    def bind(self, value: Any, cast: str) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}::{cast}"
+
+    def filter(self, f: PropertyFilter) -> str:
+        key = self.bind(f.property, "text")
+        if f.op == "exists":
+            return f"e.properties ? {key}"
+        if f.op in ("gt", "gte", "lt", "lte"):
+            sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[f.op]
+            num = f"(CASE WHEN jsonb_typeof(e.properties -> {key}) = 'number' " \
+                  f"THEN (e.properties ->> {key})::numeric END)"  # fmt: skip
+            return f"coalesce({num} {sym} {self.bind(str(f.value), 'numeric')}, false)"
+        value = f"(e.properties ->> {key})"
+        if f.op == "in":
+            values = [_as_text(v) for v in f.value]  # type: ignore[union-attr]
+            return f"coalesce({value} = ANY({self.bind(values, 'text[]')}), false)"
+        if f.op == "starts_with":
+            return f"coalesce(starts_with({value}, {self.bind(f.value, 'text')}), false)"
+        if f.op == "contains":
+            return f"coalesce(strpos({value}, {self.bind(f.value, 'text')}) > 0, false)"
+        compare = f"{value} = {self.bind(_as_text(f.value), 'text')}"
+        if f.op == "neq":
+            return f"NOT coalesce({compare}, false)"
+        return f"coalesce({compare}, false)"
+
+    def step(self, s: Step) -> str:
+        parts = [f"e.name = {self.bind(s.event, 'text')}", *(self.filter(f) for f in s.filters)]
+        return "(" + " AND ".join(parts) + ")"
+
+
+def _as_text(v: Any) -> str:
+    """A JSON scalar as `->>` shows it (true/false, numbers as written)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+_PROFILE_COLUMNS = {
+    "country", "region", "city", "gender", "age_band", "income_band", "marital_status",
+    "occupation", "industry", "job_level", "education_level", "preferred_channel",
+    "order_channel", "event_channel", "preferred_device", "timezone",
+}  # fmt: skip
+
+
+def _value_expr(sql: Sql, b: Breakdown) -> tuple[str, str]:
+    """(the breakdown value as text, the join it needs)."""
+    if b.by in ("device", "channel"):
+        return f"e.{b.by}", ""
+    if b.by == "event_property":
+        return f"(e.properties ->> {sql.bind(b.property, 'text')})", ""
+    join = "LEFT JOIN customers c ON c.tenant_id = e.tenant_id AND c.id = e.customer_id"
+    prop = b.property or ""
+    if prop.startswith("traits."):
+        return f"(c.traits ->> {sql.bind(prop[7:], 'text')})", join
+    assert prop in _PROFILE_COLUMNS
+    return f"c.{prop}::text", join
+
+
+async def top_values(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    b: Breakdown,
+    first: Step,
+    start: datetime,
+    end: datetime,
+) -> list[str]:
+    """The most frequent values on first-step events (or among customers, for a profile
+    field): candidates; the job keeps the top ones by actors and folds the rest into other."""
+    sql = Sql()
+    t = sql.bind(tenant_id, "uuid")
+    value, join = _value_expr(sql, b)
+    if b.by == "profile":
+        src = "FROM customers c WHERE c.tenant_id = " + t
+    else:
+        src = (
+            f"FROM events e WHERE e.tenant_id = {t} AND e.name = {sql.bind(first.event, 'text')} "
+            f"AND e.occurred_at >= {sql.bind(start, 'timestamptz')} "
+            f"AND e.occurred_at < {sql.bind(end, 'timestamptz')}"
+        )
+    stmt = (
+        f"SELECT v FROM (SELECT {value} AS v, count(*) AS n {src} GROUP BY 1) x "
+        f"WHERE v IS NOT NULL ORDER BY n DESC, v LIMIT {TOP_CANDIDATES}"
+    )
+    rows = await (await raw(session)).fetch(stmt, *sql.args)
+    return [r["v"] for r in rows]
+
+
+async def funnel_events(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    steps: Sequence[Step],
+    exclusions: Sequence[Step],
+    start: datetime,
+    end: datetime,
+    *,
+    sessions: bool,
+    breakdown: Breakdown | None = None,
+    values: Sequence[str] = (),
+    segment_ids: Sequence[uuid.UUID] = (),
+) -> tuple[np.ndarray, list[str]]:
+    """The funnel's events in [start, end) as records (RECORD), and the anonymous ids of the
+    records whose `hi` is 0, in record order. `code`: for a value breakdown the 1-based index
+    in `values`, 0 for another value, -1 for none; for segments a bit per segment."""
+    sql = Sql()
+    t = sql.bind(tenant_id, "uuid")
+    names = sorted({s.event for s in [*steps, *exclusions]})
+    mask = " + ".join(
+        f"(CASE WHEN {sql.step(s)} THEN {1 << k} ELSE 0 END)" for k, s in enumerate(steps)
+    )
+    if exclusions:
+        excl = " OR ".join(sql.step(s) for s in exclusions)
+        mask += f" + (CASE WHEN {excl} THEN {1 << 30} ELSE 0 END)"
+    code, join = "0", ""
+    if breakdown is not None and breakdown.by == "segment":
+        segs = sql.bind(list(segment_ids), "uuid[]")
+        join = (
+            "LEFT JOIN (SELECT customer_id, bit_or(1 << (array_position("
+            f"{segs}, segment_id) - 1)) AS bits FROM segment_members WHERE tenant_id = {t} "
+            f"AND segment_id = ANY({segs}) AND left_at IS NULL GROUP BY customer_id) m "
+            "ON m.customer_id = e.customer_id"
+        )
+        code = "coalesce(m.bits, 0)"
+    elif breakdown is not None:
+        value, join = _value_expr(sql, breakdown)
+        vals = sql.bind(list(values), "text[]")
+        none = f"CASE WHEN {value} IS NULL THEN -1 ELSE 0 END"
+        code = f"coalesce(array_position({vals}, {value}), {none})"
+    sess = (
+        "int8send(hashtextextended(session_id, 0))" if sessions else "'\\x0000000000000000'::bytea"
+    )
+    stmt = f"""
+    WITH f AS (
+        SELECT e.customer_id, e.anonymous_id, e.occurred_at, e.id, e.session_id,
+               ({mask})::int4 AS mask, ({code})::int4 AS code
+        FROM events e {join}
+        WHERE e.tenant_id = {t} AND e.name = ANY({sql.bind(names, "text[]")})
+          AND e.occurred_at >= {sql.bind(start, "timestamptz")}
+          AND e.occurred_at < {sql.bind(end, "timestamptz")}
+          AND (e.customer_id IS NOT NULL OR e.anonymous_id IS NOT NULL)
+          {"AND e.session_id IS NOT NULL" if sessions else ""}
+    )
+    SELECT string_agg(
+               coalesce(uuid_send(customer_id),
+                        '\\x0000000000000000'::bytea || int8send(hashtextextended(anonymous_id, 0)))
+               || timestamptz_send(occurred_at) || int8send(id) || int4send(mask)
+               || int4send(code) || {sess}, ''::bytea) AS records,
+           array_agg(anonymous_id) FILTER (WHERE customer_id IS NULL) AS anonymous
+    FROM f WHERE mask <> 0
+    """
+    row = await (await raw(session)).fetchrow(stmt, *sql.args)
+    data = row["records"] or b""
+    return np.frombuffer(data, dtype=RECORD), list(row["anonymous"] or [])
+
+
+# --- definitions and runs ----------------------------------------------------------------------
+
+
+async def get(session: AsyncSession, tenant_id: uuid.UUID, funnel_id: uuid.UUID) -> Funnel | None:
+    return (
+        await session.execute(
+            select(Funnel).where(Funnel.tenant_id == tenant_id, Funnel.id == funnel_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def list_(
+    session: AsyncSession, tenant_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> Sequence[Funnel]:
+    stmt = select(Funnel).where(Funnel.tenant_id == tenant_id)
+    if after:
+        stmt = stmt.where(Funnel.id < after)
+    return (await session.execute(stmt.order_by(Funnel.id.desc()).limit(limit))).scalars().all()
+
+
+async def get_run(
+    session: AsyncSession, tenant_id: uuid.UUID, funnel_id: uuid.UUID, run_id: uuid.UUID
+) -> FunnelRun | None:
+    return (
+        await session.execute(
+            select(FunnelRun).where(
+                FunnelRun.tenant_id == tenant_id,
+                FunnelRun.funnel_id == funnel_id,
+                FunnelRun.id == run_id,
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def get_run_by_id(
+    session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID
+) -> FunnelRun | None:
+    return (
+        await session.execute(
+            select(FunnelRun).where(FunnelRun.tenant_id == tenant_id, FunnelRun.id == run_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def dropoff_slice(
+    session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID, start: int, length: int
+) -> bytes:
+    """Bytes [start, start+length) of a run's dropoff records (PostgreSQL cuts them out, so a
+    page never reads the whole list)."""
+    conn = await raw(session)
+    row = await conn.fetchrow(
+        "SELECT substring(dropoffs FROM $3::int + 1 FOR $4::int) AS part FROM funnel_runs "
+        "WHERE tenant_id = $1 AND id = $2",
+        tenant_id, run_id, start, length,
+    )  # fmt: skip
+    return bytes(row["part"] or b"") if row else b""
+
+
+async def anonymous_at(
+    session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID, indexes: list[int]
+) -> dict[int, str]:
+    if not indexes:
+        return {}
+    rows = await (await raw(session)).fetch(
+        "SELECT i, anonymous_ids[i + 1] AS a FROM funnel_runs, unnest($3::int[]) AS i "
+        "WHERE tenant_id = $1 AND id = $2",
+        tenant_id, run_id, indexes,
+    )  # fmt: skip
+    return {int(r["i"]): r["a"] for r in rows}
+
+
+async def external_ids(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await (await raw(session)).fetch(
+        "SELECT id, external_id FROM customers WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        tenant_id, ids,
+    )  # fmt: skip
+    return {r["id"]: r["external_id"] for r in rows}
