@@ -319,9 +319,7 @@ async def run(args: argparse.Namespace, env: common.Env) -> dict[str, Any]:
     out["job_plain"] = await measure_job(settings, tenant_id, funnel.id, RunCreate(), args.repeat)
     print("job, by device ...", flush=True)
     by_device = RunCreate.model_validate({"breakdown": {"by": "device"}})
-    out["job_by_device"] = await measure_job(
-        settings, tenant_id, funnel.id, by_device, args.repeat
-    )
+    out["job_by_device"] = await measure_job(settings, tenant_id, funnel.id, by_device, args.repeat)
     print("DuckDB ...", flush=True)
     out["duckdb"] = await measure_duckdb(env, tenant_id, args.repeat)
     return out
@@ -360,7 +358,9 @@ async def _reusable(env: common.Env, args: argparse.Namespace) -> uuid.UUID | No
 async def _count(env: common.Env, tenant_id: uuid.UUID) -> int:
     conn = await asyncpg.connect(load_store.owner_dsn(env))
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant_id))
+        return int(
+            await conn.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant_id)
+        )
     finally:
         await conn.close()
 
@@ -383,7 +383,8 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> None:
                      "DuckDB s": f"{duck['seconds']:.2f}", "ratio": f"{ratio:.2f}x",
                      "target": f"<= {TARGET_RATIO:.0f}x",
                      "met?": "yes" if ratio <= TARGET_RATIO else "NO",
-                     "same counts?": "yes" if same else f"NO {ours} vs {duck['counts']}"})  # fmt: skip
+                     "same counts?": "yes" if same else f"NO {ours} vs {duck['counts']}",
+                     })  # fmt: skip
     print("\n" + common.table(rows, list(rows[0])) + "\n")
     print(f"events {out['events']}, funnel rows {out['job_plain']['funnel_rows']}, "
           f"load {out['load_seconds']} s, DuckDB export {out['duckdb']['export_seconds']} s "
@@ -405,7 +406,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42, help="the same seed, the same data")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (3)")
     parser.add_argument(
-        "--reuse", action="store_true",
+        "--reuse",
+        action="store_true",
         help="keep the store a previous run loaded with the same sizes and seed (development)",
     )
     args = parser.parse_args(argv)

@@ -22,6 +22,7 @@ from services.api.routers import (
     imports,
     jobs,
     orders,
+    paths,
     segmentations,
     segments,
     webhooks,
@@ -41,6 +42,7 @@ API_ROUTERS = (
     segments.router,
     segmentations.router,
     funnels.router,
+    paths.router,
     jobs.router,
 )
 

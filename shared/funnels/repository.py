@@ -287,3 +287,22 @@ async def external_ids(
         tenant_id, ids,
     )  # fmt: skip
     return {r["id"]: r["external_id"] for r in rows}
+
+
+async def journey_events(
+    session: AsyncSession, tenant_id: uuid.UUID, start: datetime, end: datetime, *, sessions: bool
+) -> tuple[list[str], list[str], list[datetime]]:
+    """Every event in [start, end), sorted by actor, time and id: the actor's key (customer,
+    else anonymous visitor; with the session when counting sessions), the name, the time."""
+    actor = "coalesce(customer_id::text, 'a:' || anonymous_id)"
+    if sessions:
+        actor += " || '/' || session_id"
+    rows = await (await raw(session)).fetchrow(
+        f"SELECT array_agg(a ORDER BY a, occurred_at, id) AS a, "
+        f"array_agg(name ORDER BY a, occurred_at, id) AS n, "
+        f"array_agg(occurred_at ORDER BY a, occurred_at, id) AS t FROM ("
+        f"SELECT {actor} AS a, name, occurred_at, id FROM events WHERE tenant_id = $1 "
+        f"AND occurred_at >= $2 AND occurred_at < $3) x WHERE a IS NOT NULL",
+        tenant_id, start, end,
+    )  # fmt: skip
+    return list(rows["a"] or []), list(rows["n"] or []), list(rows["t"] or [])
