@@ -31,7 +31,7 @@ RECORD = np.dtype(
         ("ts", ">i8"),
         ("id", ">i8"),
         ("mask", ">i4"),
-        ("code", ">i4"),
+        ("code", ">i8"),
         ("sess", ">i8"),
     ]  # fmt: skip
 )
@@ -110,6 +110,21 @@ def _value_expr(sql: Sql, b: Breakdown) -> tuple[str, str]:
     return f"c.{prop}::text", join
 
 
+async def event_values(
+    session: AsyncSession, tenant_id: uuid.UUID, b: Breakdown, ids: list[int]
+) -> dict[int, str | None]:
+    """The breakdown value on the given events (by id: primary-key look-ups)."""
+    sql = Sql()
+    t = sql.bind(tenant_id, "uuid")
+    value, _ = _value_expr(sql, b)
+    rows = await (await raw(session)).fetch(
+        f"SELECT e.id, {value} AS v FROM events e WHERE e.tenant_id = {t} "
+        f"AND e.id = ANY({sql.bind(ids, 'int8[]')})",
+        *sql.args,
+    )
+    return {int(r["id"]): r["v"] for r in rows}
+
+
 async def top_values(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -153,8 +168,9 @@ async def funnel_events(
     segment_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[np.ndarray, list[str]]:
     """The funnel's events in [start, end) as records (RECORD), and the anonymous ids of the
-    records whose `hi` is 0, in record order. `code`: for a value breakdown the 1-based index
-    in `values`, 0 for another value, -1 for none; for segments a bit per segment."""
+    records whose `hi` is 0, in record order. `code`: for an event value the value's hash (0
+    for none); for a profile field the 1-based index in `values`, 0 for another value, -1 for
+    none; for segments a bit per segment."""
     sql = Sql()
     t = sql.bind(tenant_id, "uuid")
     names = sorted({s.event for s in [*steps, *exclusions]})
@@ -174,6 +190,11 @@ async def funnel_events(
             "ON m.customer_id = e.customer_id"
         )
         code = "coalesce(m.bits, 0)"
+    elif breakdown is not None and breakdown.by != "profile":
+        # The value's 64-bit hash: no dictionary to build first (that would be a second scan);
+        # the labels of the few values shown are read back by event id afterwards.
+        value, join = _value_expr(sql, breakdown)
+        code = f"coalesce(hashtextextended({value}, 0), 0)"
     elif breakdown is not None:
         value, join = _value_expr(sql, breakdown)
         vals = sql.bind(list(values), "text[]")
@@ -185,7 +206,7 @@ async def funnel_events(
     stmt = f"""
     WITH f AS (
         SELECT e.customer_id, e.anonymous_id, e.occurred_at, e.id, e.session_id,
-               ({mask})::int4 AS mask, ({code})::int4 AS code
+               ({mask})::int4 AS mask, ({code})::int8 AS code
         FROM events e {join}
         WHERE e.tenant_id = {t} AND e.name = ANY({sql.bind(names, "text[]")})
           AND e.occurred_at >= {sql.bind(start, "timestamptz")}
@@ -197,7 +218,7 @@ async def funnel_events(
                coalesce(uuid_send(customer_id),
                         '\\x0000000000000000'::bytea || int8send(hashtextextended(anonymous_id, 0)))
                || timestamptz_send(occurred_at) || int8send(id) || int4send(mask)
-               || int4send(code) || {sess}, ''::bytea) AS records,
+               || int8send(code) || {sess}, ''::bytea) AS records,
            array_agg(anonymous_id) FILTER (WHERE customer_id IS NULL) AS anonymous
     FROM f WHERE mask <> 0
     """

@@ -245,9 +245,9 @@ async def compute_run(
     start_us = _pg_us(start)
     end_us = _pg_us(end)
     p = compute.run(ev, n, d.order, d.window_seconds * 1_000_000, start_us, end_us, presorted=True)
-    groups, described = _groups(
-        p, breakdown, values, await _segment_names(session, tenant_id, segment_ids)
-    )
+    labels = await _labels(session, tenant_id, breakdown, p, ev, values)
+    names = await _segment_names(session, tenant_id, segment_ids)
+    groups, described = _groups(p, breakdown, labels, names)
     result = results.summarize(
         p, n, d.order, _step_labels(d), groups=groups, breakdown=described,
         trend=params.get("trend"), alpha=float(params.get("alpha", 0.05)),
@@ -294,8 +294,29 @@ async def _segment_names(
     return names
 
 
+async def _labels(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    b: Breakdown | None,
+    p: compute.Progress,
+    ev: compute.Events,
+    values: list[str],
+) -> dict[int, str]:
+    """What each breakdown code shows as. Profile codes index `values`; event values are
+    hashes, named by reading one entry event of each of the most common ones."""
+    if b is None or b.by == "segment":
+        return {}
+    if b.by == "profile":
+        return {-1: "(none)", **{k + 1: v for k, v in enumerate(values)}}
+    codes, first, counts = np.unique(p.code, return_index=True, return_counts=True)
+    top = np.argsort(-counts, kind="stable")[: b.top + 1]
+    sample = {int(ev.seq[p.entry[first[i]]]): int(codes[i]) for i in top if codes[i] != 0}
+    found = await repository.event_values(session, tenant_id, b, list(sample))
+    return {0: "(none)", **{code: str(found.get(i)) for i, code in sample.items()}}
+
+
 def _groups(
-    p: compute.Progress, b: Breakdown | None, values: list[str], segment_names: list[str]
+    p: compute.Progress, b: Breakdown | None, labels: dict[int, str], segment_names: list[str]
 ) -> tuple[list[tuple[str, np.ndarray]] | None, dict[str, Any] | None]:
     if b is None:
         return None, None
@@ -309,11 +330,11 @@ def _groups(
         return groups, described
     codes, counts = np.unique(p.code, return_counts=True)
     ranked = sorted(
-        (c for c in zip(codes.tolist(), counts.tolist(), strict=True) if c[0] != 0),
-        key=lambda c: (-c[1], c[0]),
+        (c for c in zip(codes.tolist(), counts.tolist(), strict=True) if c[0] in labels),
+        key=lambda c: (-c[1], labels[c[0]]),
     )
     top = [c for c, _ in ranked[: b.top]]
-    groups = [(values[c - 1] if c > 0 else "(none)", p.code == c) for c in top]
+    groups = [(labels[c], p.code == c) for c in top]
     other = ~np.isin(p.code, top)
     if other.any():
         groups.append(("other", other))
