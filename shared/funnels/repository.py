@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.funnels.schemas import Breakdown, PropertyFilter, Step
+from shared.funnels.schemas import FunnelBreakdown, FunnelStep, StepFilter
 from shared.models import Funnel, FunnelRun
 
 RECORD = np.dtype(
@@ -55,7 +55,7 @@ class Sql:
         self.args.append(value)
         return f"${len(self.args)}::{cast}"
 
-    def filter(self, f: PropertyFilter) -> str:
+    def filter(self, f: StepFilter) -> str:
         key = self.bind(f.property, "text")
         if f.op == "exists":
             return f"e.properties ? {key}"
@@ -77,7 +77,7 @@ class Sql:
             return f"NOT coalesce({compare}, false)"
         return f"coalesce({compare}, false)"
 
-    def step(self, s: Step) -> str:
+    def step(self, s: FunnelStep) -> str:
         parts = [f"e.name = {self.bind(s.event, 'text')}", *(self.filter(f) for f in s.filters)]
         return "(" + " AND ".join(parts) + ")"
 
@@ -96,7 +96,7 @@ _PROFILE_COLUMNS = {
 }  # fmt: skip
 
 
-def _value_expr(sql: Sql, b: Breakdown) -> tuple[str, str]:
+def _value_expr(sql: Sql, b: FunnelBreakdown) -> tuple[str, str]:
     """(the breakdown value as text, the join it needs)."""
     if b.by in ("device", "channel"):
         return f"e.{b.by}", ""
@@ -111,7 +111,7 @@ def _value_expr(sql: Sql, b: Breakdown) -> tuple[str, str]:
 
 
 async def event_values(
-    session: AsyncSession, tenant_id: uuid.UUID, b: Breakdown, ids: list[int]
+    session: AsyncSession, tenant_id: uuid.UUID, b: FunnelBreakdown, ids: list[int]
 ) -> dict[int, str | None]:
     """The breakdown value on the given events (by id: primary-key look-ups)."""
     sql = Sql()
@@ -128,8 +128,8 @@ async def event_values(
 async def top_values(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    b: Breakdown,
-    first: Step,
+    b: FunnelBreakdown,
+    first: FunnelStep,
     start: datetime,
     end: datetime,
 ) -> list[str]:
@@ -157,13 +157,13 @@ async def top_values(
 async def funnel_events(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    steps: Sequence[Step],
-    exclusions: Sequence[Step],
+    steps: Sequence[FunnelStep],
+    exclusions: Sequence[FunnelStep],
     start: datetime,
     end: datetime,
     *,
     sessions: bool,
-    breakdown: Breakdown | None = None,
+    breakdown: FunnelBreakdown | None = None,
     values: Sequence[str] = (),
     segment_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[np.ndarray, list[str]]:

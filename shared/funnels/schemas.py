@@ -18,7 +18,7 @@ FilterOp = Literal["eq", "neq", "in", "starts_with", "contains", "exists", "gt",
 MAX_WINDOW_S = 366 * 86_400
 
 
-class PropertyFilter(BaseModel):
+class StepFilter(BaseModel):
     """A condition on the event's `properties` (e.g. `path` starts with `/checkout`)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -28,7 +28,7 @@ class PropertyFilter(BaseModel):
     value: Scalar | list[Scalar] | None = None
 
     @model_validator(mode="after")
-    def _value_fits(self) -> PropertyFilter:
+    def _value_fits(self) -> StepFilter:
         if self.op == "exists":
             return self
         if self.op == "in":
@@ -48,15 +48,15 @@ class PropertyFilter(BaseModel):
         return self
 
 
-class Step(BaseModel):
+class FunnelStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event: EventName
-    filters: list[PropertyFilter] = Field(default_factory=list, max_length=10)
+    filters: list[StepFilter] = Field(default_factory=list, max_length=10)
     label: text(100) | None = None  # type: ignore[valid-type]
 
 
-class DateRange(BaseModel):
+class FunnelDateRange(BaseModel):
     """Attempts must start in [from, to); `last_days` means the days up to the run."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -66,7 +66,7 @@ class DateRange(BaseModel):
     last_days: int | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")
-    def _one_way(self) -> DateRange:
+    def _one_way(self) -> FunnelDateRange:
         if self.last_days is not None:
             if self.from_ is not None or self.to is not None:
                 raise ValueError("give either `last_days` or `from`/`to`")
@@ -80,13 +80,13 @@ class DateRange(BaseModel):
 class FunnelDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: list[Step] = Field(min_length=2, max_length=20)
+    steps: list[FunnelStep] = Field(min_length=2, max_length=20)
     order: Literal["ordered", "strict", "any"] = "ordered"
     window_seconds: int = Field(
         default=7 * 86_400, ge=1, le=MAX_WINDOW_S, description="Conversion window from step 1."
     )
-    exclusions: list[Step] = Field(default_factory=list, max_length=10)
-    date_range: DateRange = Field(default_factory=lambda: DateRange(last_days=30))
+    exclusions: list[FunnelStep] = Field(default_factory=list, max_length=10)
+    date_range: FunnelDateRange = Field(default_factory=lambda: FunnelDateRange(last_days=30))
     count: Literal["customers", "sessions"] = Field(
         default="customers",
         description="Unique customers (known, or anonymous visitors not yet identified), "
@@ -104,11 +104,11 @@ class FunnelUpdate(BaseModel):
 
     name: text(200) | None = Field(default=None, min_length=1)  # type: ignore[valid-type]
     description: text(2000) | None = None  # type: ignore[valid-type]
-    steps: list[Step] | None = Field(default=None, min_length=2, max_length=20)
+    steps: list[FunnelStep] | None = Field(default=None, min_length=2, max_length=20)
     order: Literal["ordered", "strict", "any"] | None = None
     window_seconds: int | None = Field(default=None, ge=1, le=MAX_WINDOW_S)
-    exclusions: list[Step] | None = Field(default=None, max_length=10)
-    date_range: DateRange | None = None
+    exclusions: list[FunnelStep] | None = Field(default=None, max_length=10)
+    date_range: FunnelDateRange | None = None
     count: Literal["customers", "sessions"] | None = None
 
 
@@ -133,7 +133,7 @@ ProfileField = Literal[
 ]  # fmt: skip
 
 
-class Breakdown(BaseModel):
+class FunnelBreakdown(BaseModel):
     """Split the funnel by one thing. `device`, `channel` and `event_property` take the value
     on the attempt's first event; `profile` a customer fact (or `traits.<key>`); `segment`
     membership of the given segments (now)."""
@@ -150,7 +150,7 @@ class Breakdown(BaseModel):
     top: int = Field(default=10, ge=1, le=50, description="Values kept; the rest are `other`.")
 
     @model_validator(mode="after")
-    def _needs(self) -> Breakdown:
+    def _needs(self) -> FunnelBreakdown:
         if self.by == "event_property" and self.property is None:
             raise ValueError("`event_property` needs `property`")
         if self.by == "profile":
@@ -172,7 +172,7 @@ class Breakdown(BaseModel):
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    breakdown: Breakdown | None = None
+    breakdown: FunnelBreakdown | None = None
     trend: Literal["day", "week", "month"] | None = None
     alpha: float = Field(default=0.05, gt=0, lt=0.5, description="Significance level.")
 
@@ -221,7 +221,7 @@ class PathsRequest(BaseModel):
     start_event: EventName | None = None
     end_event: EventName | None = None
     steps: int = Field(default=4, ge=1, le=10, description="Events followed after (before).")
-    date_range: DateRange = Field(default_factory=lambda: DateRange(last_days=30))
+    date_range: FunnelDateRange = Field(default_factory=lambda: FunnelDateRange(last_days=30))
     count: Literal["customers", "sessions"] = "customers"
     max_branches: int = Field(default=6, ge=1, le=50, description="Per node; rarer go to other.")
     min_share: float = Field(default=0.01, ge=0, le=1, description="Of all journeys; rarer: other.")

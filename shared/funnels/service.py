@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound
 from shared.funnels import compute, repository, results
 from shared.funnels.schemas import (
-    Breakdown,
     DropoffRead,
     DropoffsSave,
+    FunnelBreakdown,
     FunnelCreate,
     FunnelDefinition,
     FunnelRead,
@@ -156,7 +156,7 @@ async def create_run(
 
 
 async def _segment_ids(
-    session: AsyncSession, tenant_id: uuid.UUID, b: Breakdown
+    session: AsyncSession, tenant_id: uuid.UUID, b: FunnelBreakdown
 ) -> list[uuid.UUID]:
     ids = []
     for n, ref in enumerate(b.segment_ids or []):
@@ -215,7 +215,9 @@ async def compute_run(
     """Load, walk, summarise and store one run (its transaction is the caller's)."""
     d = FunnelDefinition.model_validate(run.definition)
     params = run.params or {}
-    breakdown = Breakdown.model_validate(params["breakdown"]) if params.get("breakdown") else None
+    breakdown = (
+        FunnelBreakdown.model_validate(params["breakdown"]) if params.get("breakdown") else None
+    )
     start, end = date_window(d, run.created_at)
     n = len(d.steps)
     values: list[str] = []
@@ -297,7 +299,7 @@ async def _segment_names(
 async def _labels(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    b: Breakdown | None,
+    b: FunnelBreakdown | None,
     p: compute.Progress,
     ev: compute.Events,
     values: list[str],
@@ -316,7 +318,7 @@ async def _labels(
 
 
 def _groups(
-    p: compute.Progress, b: Breakdown | None, labels: dict[int, str], segment_names: list[str]
+    p: compute.Progress, b: FunnelBreakdown | None, labels: dict[int, str], segment_names: list[str]
 ) -> tuple[list[tuple[str, np.ndarray]] | None, dict[str, Any] | None]:
     if b is None:
         return None, None
