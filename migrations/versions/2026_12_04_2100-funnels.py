@@ -58,7 +58,6 @@ def upgrade() -> None:
         sa.Column("params", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("result", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("dropoffs", sa.LargeBinary(), nullable=True),
-        sa.Column("anonymous_ids", postgresql.ARRAY(sa.Text()), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

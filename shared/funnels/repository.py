@@ -35,6 +35,8 @@ RECORD = np.dtype(
         ("sess", ">i8"),
     ]  # fmt: skip
 )
+_COPY_ROW = np.dtype([("fields", ">i2"), ("length", ">i4"), ("r", RECORD)])
+_COPY_HEADER, _COPY_TRAILER = 19, 2  # signature, flags, extension length; the -1 at the end
 TOP_CANDIDATES = 50  # values read for a breakdown; the top ones by actors are kept
 
 
@@ -166,9 +168,9 @@ async def funnel_events(
     breakdown: FunnelBreakdown | None = None,
     values: Sequence[str] = (),
     segment_ids: Sequence[uuid.UUID] = (),
-) -> tuple[np.ndarray, list[str]]:
-    """The funnel's events in [start, end) as records (RECORD), and the anonymous ids of the
-    records whose `hi` is 0, in record order. `code`: for an event value the value's hash (0
+) -> np.ndarray:
+    """The funnel's events in [start, end) as records (RECORD); an anonymous visitor's `hi` is
+    0 and `lo` the hash of their id. `code`: for an event value the value's hash (0
     for none); for a profile field the 1-based index in `values`, 0 for another value, -1 for
     none; for segments a bit per segment."""
     sql = Sql()
@@ -200,9 +202,8 @@ async def funnel_events(
         vals = sql.bind(list(values), "text[]")
         none = f"CASE WHEN {value} IS NULL THEN -1 ELSE 0 END"
         code = f"coalesce(array_position({vals}, {value}), {none})"
-    sess = (
-        "int8send(hashtextextended(session_id, 0))" if sessions else "'\\x0000000000000000'::bytea"
-    )
+    zero8 = "'\\x0000000000000000'::bytea"
+    sess = "int8send(hashtextextended(session_id, 0))" if sessions else zero8
     stmt = f"""
     WITH f AS (
         SELECT e.customer_id, e.anonymous_id, e.occurred_at, e.id, e.session_id,
@@ -214,17 +215,24 @@ async def funnel_events(
           AND (e.customer_id IS NOT NULL OR e.anonymous_id IS NOT NULL)
           {"AND e.session_id IS NOT NULL" if sessions else ""}
     )
-    SELECT string_agg(
-               coalesce(uuid_send(customer_id),
-                        '\\x0000000000000000'::bytea || int8send(hashtextextended(anonymous_id, 0)))
-               || timestamptz_send(occurred_at) || int8send(id) || int4send(mask)
-               || int8send(code) || {sess}, ''::bytea) AS records,
-           array_agg(anonymous_id) FILTER (WHERE customer_id IS NULL) AS anonymous
+    SELECT coalesce(uuid_send(customer_id),
+                    {zero8} || int8send(hashtextextended(anonymous_id, 0)))
+           || timestamptz_send(occurred_at) || int8send(id) || int4send(mask)
+           || int8send(code) || {sess}
     FROM f WHERE mask <> 0
     """
-    row = await (await raw(session)).fetchrow(stmt, *sql.args)
-    data = row["records"] or b""
-    return np.frombuffer(data, dtype=RECORD), list(row["anonymous"] or [])
+    # COPY in binary: one bytea field per row, so every row has the same layout (field count,
+    # length, the record) and numpy reads the whole stream in place.
+    chunks: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        chunks.append(chunk)
+
+    conn = await raw(session)
+    await conn.copy_from_query(stmt, *sql.args, output=sink, format="binary")
+    data = b"".join(chunks)
+    body = data[_COPY_HEADER : len(data) - _COPY_TRAILER]
+    return np.frombuffer(body, dtype=_COPY_ROW)["r"]
 
 
 # --- definitions and runs ----------------------------------------------------------------------
@@ -285,17 +293,17 @@ async def dropoff_slice(
     return bytes(row["part"] or b"") if row else b""
 
 
-async def anonymous_at(
-    session: AsyncSession, tenant_id: uuid.UUID, run_id: uuid.UUID, indexes: list[int]
-) -> dict[int, str]:
-    if not indexes:
+async def anonymous_of_events(
+    session: AsyncSession, tenant_id: uuid.UUID, event_ids: list[int]
+) -> dict[int, str | None]:
+    """The anonymous id on each given event (primary-key look-ups)."""
+    if not event_ids:
         return {}
     rows = await (await raw(session)).fetch(
-        "SELECT i, anonymous_ids[i + 1] AS a FROM funnel_runs, unnest($3::int[]) AS i "
-        "WHERE tenant_id = $1 AND id = $2",
-        tenant_id, run_id, indexes,
+        "SELECT id, anonymous_id FROM events WHERE tenant_id = $1 AND id = ANY($2::int8[])",
+        tenant_id, event_ids,
     )  # fmt: skip
-    return {int(r["i"]): r["a"] for r in rows}
+    return {int(r["id"]): r["anonymous_id"] for r in rows}
 
 
 async def external_ids(

@@ -222,9 +222,9 @@ async def compute_run(
     n = len(d.steps)
     values: list[str] = []
     segment_ids = [uuid.UUID(s) for s in (breakdown.segment_ids or [])] if breakdown else []
-    if breakdown is not None and breakdown.by != "segment":
+    if breakdown is not None and breakdown.by == "profile":
         values = await repository.top_values(session, tenant_id, breakdown, d.steps[0], start, end)
-    records, anonymous = await repository.funnel_events(
+    records = await repository.funnel_events(
         session, tenant_id, d.steps, d.exclusions, start,
         end + timedelta(seconds=d.window_seconds), sessions=d.count == "sessions",
         breakdown=breakdown, values=values, segment_ids=segment_ids,
@@ -239,7 +239,7 @@ async def compute_run(
         actor = mixed.view(np.int64)
     ts = records["ts"].astype(np.int64)
     seq = records["id"].astype(np.int64)
-    order = np.lexsort((seq, ts, actor))
+    order = compute.sort_order(actor, ts, seq)
     ev = compute.Events(
         actor[order], ts[order], seq[order], records["mask"].astype(np.int64)[order],
         records["code"].astype(np.int64)[order],
@@ -256,26 +256,29 @@ async def compute_run(
     )  # fmt: skip
     result["date_range"] = {"from": start.isoformat(), "to": end.isoformat()}
     result["unit"] = d.count
-    # Who dropped out where: (steps reached, who) for each actor who did not convert.
-    origin = order[p.entry]
+    # Who dropped out where: (steps reached, who) for each actor who did not convert. A
+    # customer is their id; an anonymous visitor (hi 0) the id of their entry event, whose
+    # anonymous id a page reads back by primary key.
     left = p.reached < n
-    anon_rank = np.cumsum(hi == 0) - 1
-    out = np.zeros(int(left.sum()), dtype=DROPOFF)
+    origin = order[p.entry[left]]
+    out = np.zeros(len(origin), dtype=DROPOFF)
     out["step"] = p.reached[left]
-    out["hi"] = hi[origin[left]]
-    is_anon = out["hi"] == 0
-    ranks = anon_rank[origin[left]][is_anon]
-    used, compact = np.unique(ranks, return_inverse=True)
-    lo_left = lo[origin[left]]
-    lo_left[is_anon] = compact
-    out["lo"] = lo_left
-    out = np.unique(out)  # sorted by (step, who); sessions of one customer count once
+    out["hi"] = hi[origin]
+    out["lo"] = lo[origin]
+    entry_id = seq[origin]
+    if d.count == "sessions":  # one entry per person and step, however many sessions
+        keep = np.lexsort((out["lo"], out["hi"], out["step"]))
+        out, entry_id = out[keep], entry_id[keep]
+        first = np.r_[True, out[1:] != out[:-1]]
+        out, entry_id = out[first], entry_id[first]
+    anon = out["hi"] == 0
+    out["lo"][anon] = entry_id[anon]
+    out = out[np.argsort(out["step"], kind="stable")]
     result["dropoff_lists"] = [
         {"step": k, "count": int((out["step"] == k).sum())} for k in range(1, n)
     ]
     run.result = result
     run.dropoffs = out.tobytes()
-    run.anonymous_ids = [anonymous[i] for i in used.tolist()]
     run.computed_at = datetime.now(UTC)
     await session.flush()
     return {"run_id": str(run.id), "funnel_id": str(run.funnel_id), "entered": result["entered"],
@@ -389,8 +392,8 @@ async def _describe(
     pairs = list(zip(rows["hi"].tolist(), rows["lo"].tolist(), strict=True))
     ids = [_uuid(hi, lo) for hi, lo in pairs]
     ext = await repository.external_ids(session, tenant_id, [i for i in ids if i is not None])
-    anon = await repository.anonymous_at(
-        session, tenant_id, run.id, [int(lo) for hi, lo in pairs if hi == 0]
+    anon = await repository.anonymous_of_events(
+        session, tenant_id, [int(lo) for hi, lo in pairs if hi == 0]
     )
     out = []
     for i, (_, lo) in zip(ids, pairs, strict=True):

@@ -15,7 +15,6 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import NOW, Base, new_id
@@ -39,8 +38,9 @@ class Funnel(Base):
 class FunnelRun(Base):
     """One computation of a funnel. The definition is copied in, so a later edit of the funnel
     does not change what an old run means. `dropoffs` holds, compactly, every actor who
-    started but did not convert: sorted records of (steps reached: 1 byte, who: 16 bytes),
-    where who is a customer id, or 12 zero bytes and an index into `anonymous_ids`."""
+    started but did not convert: records of (steps reached: 1 byte, who: 16 bytes) in step
+    order, where who is a customer id, or 8 zero bytes and the id of the anonymous visitor's
+    first event in the attempt (its `anonymous_id` is read back for the few shown)."""
 
     __tablename__ = "funnel_runs"
     __table_args__ = (
@@ -60,6 +60,5 @@ class FunnelRun(Base):
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     result: Mapped[dict[str, Any] | None]
     dropoffs: Mapped[bytes | None] = mapped_column(LargeBinary)
-    anonymous_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
     computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
