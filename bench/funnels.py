@@ -19,7 +19,7 @@ size is `--customers 1000000 --events 10000000` (loading takes a few minutes).
   process (what the arq worker calls; the queue hop is left out). Median of R runs after a
   warm-up; the time in its events query is reported too.
 - Baseline: DuckDB (in memory, 2 threads) over the funnel's events exported once from
-  PostgreSQL (export not counted): an ASOF-join chain (greedy earliest next step after the
+  PostgreSQL (export not counted; the person as a 64-bit key, times as integers): an ASOF-join chain (greedy earliest next step after the
   previous one, within the window from the first), best attempt per person, counts per
   step (and by the device of the best attempt's first event). Both answers are compared.
 
@@ -208,7 +208,7 @@ async def measure_job(
         for _ in range(2):
             async with load_store.tenant_session(sessionmaker, tenant_id) as session:
                 started = time.perf_counter()
-                records, _ = await repository.funnel_events(
+                records = await repository.funnel_events(
                     session, tenant_id, d.steps, d.exclusions, start,
                     end + timedelta(seconds=d.window_seconds), sessions=False,
                 )  # fmt: skip
@@ -261,7 +261,7 @@ async def measure_duckdb(env: common.Env, tenant_id: uuid.UUID, repeat: int) -> 
     conn = await asyncpg.connect(load_store.owner_dsn(env))
     try:
         await conn.copy_from_query(
-            "SELECT coalesce(customer_id::text, 'a:' || anonymous_id), "
+            "SELECT hashtextextended(coalesce(customer_id::text, 'a:' || anonymous_id), 0), "
             "(extract(epoch FROM occurred_at) * 1e6)::int8, name, device FROM events "
             "WHERE tenant_id = $1 AND name = ANY($2::text[]) AND occurred_at >= $3 "
             "AND occurred_at < $4",
@@ -273,7 +273,7 @@ async def measure_duckdb(env: common.Env, tenant_id: uuid.UUID, repeat: int) -> 
     duck = duckdb.connect(config={"threads": 2})
     duck.execute(
         f"CREATE TABLE ev AS SELECT * FROM read_csv('{path}', header=false, columns="
-        "{'actor': 'VARCHAR', 'ts': 'BIGINT', 'name': 'VARCHAR', 'device': 'VARCHAR'})"
+        "{'actor': 'BIGINT', 'ts': 'BIGINT', 'name': 'VARCHAR', 'device': 'VARCHAR'})"
     )
     path.unlink()
     params = {"start": int(start_dt.timestamp() * 1e6), "end": int(END.timestamp() * 1e6),

@@ -106,7 +106,8 @@ def run(
     if not presorted:
         ev = ev.sorted()
     actor, ts, mask = ev.actor, ev.ts, ev.mask
-    excl_cum = np.cumsum((mask & EXCLUSION_BIT) != 0, dtype=np.int64)
+    excluded = (mask & EXCLUSION_BIT) != 0
+    excl_cum = np.cumsum(excluded, dtype=np.int64) if excluded.any() else None
     step_mask = mask & ((1 << n_steps) - 1)
     in_range = (ts >= start_us) & (ts < end_us)
     if order == "any":
@@ -128,8 +129,10 @@ def run(
     return _best(actor, ts, starts, reached, times, ev.code)
 
 
-def _between_clear(excl_cum: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _between_clear(excl_cum: np.ndarray | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """No exclusion event strictly between positions a and b (a <= b)."""
+    if excl_cum is None:
+        return np.ones(len(a), dtype=bool)
     inner = np.where(b > a, excl_cum[np.maximum(b - 1, 0)] - excl_cum[a], 0)
     return np.asarray(inner == 0)
 
@@ -141,7 +144,7 @@ def _sequential(
     step_mask: np.ndarray,
     actor: np.ndarray,
     ts: np.ndarray,
-    excl_cum: np.ndarray,
+    excl_cum: np.ndarray | None,
     window_us: int,
     times: np.ndarray,
     reached: np.ndarray,
@@ -183,7 +186,7 @@ def _any(
     positions: list[np.ndarray],
     actor: np.ndarray,
     ts: np.ndarray,
-    excl_cum: np.ndarray,
+    excl_cum: np.ndarray | None,
     window_us: int,
     times: np.ndarray,
     reached: np.ndarray,

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from services.api.deps import QueueDep, ReadKey, SessionDep, WriteKey
-from services.api.pagination import Page, PageDep
+from services.api.pagination import Page, PageDep, encode_cursor
 from services.api.problems import responses
-from shared.errors import FieldError, InvalidInput
+from shared.errors import Conflict, FieldError, InvalidInput
 from shared.funnels import repository, svg
 from shared.funnels import service as funnels
 from shared.funnels.schemas import (
@@ -107,8 +107,6 @@ async def get_run(
     run = await funnels.get_run(session, principal.tenant_id, funnel_id, run_id)
     if _wants_svg(request.headers.get("accept", "")):
         if run.result is None:
-            from shared.errors import Conflict
-
             raise Conflict("The run has not finished yet.")
         funnel = await funnels.get(session, principal.tenant_id, funnel_id)
         return Response(svg.render(run.result, funnel.name), media_type=SVG)
@@ -167,8 +165,6 @@ async def dropoffs(
 
 
 def _cursor(i: int) -> str:
-    from services.api.pagination import encode_cursor
-
     return encode_cursor({"i": i})
 
 
