@@ -19,9 +19,10 @@ size is `--customers 1000000 --events 10000000` (loading takes a few minutes).
   process (what the arq worker calls; the queue hop is left out). Median of R runs after a
   warm-up; the time in its events query is reported too.
 - Baseline: DuckDB (in memory, 2 threads) over the funnel's events exported once from
-  PostgreSQL (export not counted; the person as a 64-bit key, times as integers): an ASOF-join chain (greedy earliest next step after the
-  previous one, within the window from the first), best attempt per person, counts per
-  step (and by the device of the best attempt's first event). Both answers are compared.
+  PostgreSQL (export not counted; the person as a 64-bit key, times as integers): an
+  ASOF-join chain (greedy earliest next step after the previous one, within the window from
+  the first), best attempt per person, counts per step (and by the device of the best
+  attempt's first event). Both answers are compared.
 
 Target (the issue): the job within 3x of DuckDB. Prints a table; writes the same to
 bench/results/funnels-<time>.json.
