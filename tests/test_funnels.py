@@ -112,6 +112,12 @@ async def test_bad_definitions_are_422_with_where(client, tenant):
         (_funnel(steps=[{"event": "a", "filters": [{"property": "p", "op": "gt",
                                                     "value": "x"}]}, {"event": "b"}]),
          ["body", "steps", 0, "filters", 0]),
+        (
+            _funnel(steps=[{"event": "a", "filters": [{"property": "p", "op": "in",
+                                                       "value": ["ok", "x\x00"]}]},
+                           {"event": "b"}]),
+            ["body", "steps", 0, "filters", 0],
+        ),
         (_funnel(date_range={"from": _at(1), "to": _at(0)}), ["body", "date_range"]),
         (_funnel(window_seconds=0), ["body", "window_seconds"]),
         (_funnel(count="households"), ["body", "count"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,6 +17,14 @@ PropertyName = Tag
 Scalar = Annotated[str, Field(max_length=500)] | int | float | bool
 FilterOp = Literal["eq", "neq", "in", "starts_with", "contains", "exists", "gt", "gte", "lt", "lte"]
 MAX_WINDOW_S = 366 * 86_400
+
+
+def _plain(value: object) -> None:
+    """What PostgreSQL can compare with: no NUL in text, finite numbers."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
 
 
 class StepFilter(BaseModel):
@@ -34,6 +43,8 @@ class StepFilter(BaseModel):
         if self.op == "in":
             if not isinstance(self.value, list) or not 1 <= len(self.value) <= 100:
                 raise ValueError("`in` takes a list of 1 to 100 values")
+            for v in self.value:
+                _plain(v)
             return self
         if self.value is None or isinstance(self.value, list):
             raise ValueError(f"`{self.op}` takes one value")
@@ -43,8 +54,7 @@ class StepFilter(BaseModel):
             raise ValueError(f"`{self.op}` compares numbers")
         if self.op in ("starts_with", "contains") and not isinstance(self.value, str):
             raise ValueError(f"`{self.op}` takes a string")
-        if isinstance(self.value, str) and "\x00" in self.value:
-            raise ValueError("must not contain NUL characters")
+        _plain(self.value)
         return self
 
 
