@@ -48,6 +48,7 @@ from shared.db.engine import unit_of_work
 from shared.funnels import repository
 from shared.funnels import service as funnels
 from shared.funnels.schemas import FunnelCreate, RunCreate
+from shared.jobs import repository as jobs_repo
 from shared.jobs.runner import run as run_job
 from shared.settings import Settings
 
@@ -184,7 +185,7 @@ def funnel_definition() -> FunnelCreate:
 async def measure_job(
     settings: Any, tenant_id: uuid.UUID, funnel_id: uuid.UUID, params: RunCreate, repeat: int
 ) -> dict[str, Any]:
-    times, result = [], None
+    times, result, phases = [], None, []
     async with load_store.app_sessions(settings, worker=True) as sessionmaker:
         for i in range(repeat + 1):
             started = time.perf_counter()
@@ -199,9 +200,12 @@ async def measure_job(
                 assert stored is not None
                 assert stored.result is not None, "the job did not store a result"
                 result = stored.result
+                done = await jobs_repo.get(session, tenant_id, job.id)
+                parts = (done.result or {}).get("seconds", {}) if done else {}
             if i:
                 times.append(took)
-            print(f"  job {i}: {took:.2f} s", flush=True)
+                phases.append(parts)
+            print(f"  job {i}: {took:.2f} s {parts}", flush=True)
         # Where the time goes: the events query alone.
         q_times = []
         d = funnel_definition()
@@ -219,6 +223,7 @@ async def measure_job(
         "seconds": round(statistics.median(times), 3),
         "runs": [round(t, 3) for t in times],
         "events_query_seconds": round(min(q_times), 3),
+        "phases": phases,
         "funnel_rows": len(records),
         "result": result,
     }

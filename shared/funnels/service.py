@@ -4,6 +4,7 @@ them. The semantics are in shared.funnels.compute."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -224,11 +225,13 @@ async def compute_run(
     segment_ids = [uuid.UUID(s) for s in (breakdown.segment_ids or [])] if breakdown else []
     if breakdown is not None and breakdown.by == "profile":
         values = await repository.top_values(session, tenant_id, breakdown, d.steps[0], start, end)
+    clock = time.perf_counter()
     records = await repository.funnel_events(
         session, tenant_id, d.steps, d.exclusions, start,
         end + timedelta(seconds=d.window_seconds), sessions=d.count == "sessions",
         breakdown=breakdown, values=values, segment_ids=segment_ids,
     )  # fmt: skip
+    loaded = time.perf_counter()
     if report:
         await report(0.5)
     hi = records["hi"].astype(np.int64)
@@ -278,11 +281,15 @@ async def compute_run(
         {"step": k, "count": int((out["step"] == k).sum())} for k in range(1, n)
     ]
     run.result = result
+    computed = time.perf_counter()
     run.dropoffs = out.tobytes()
     run.computed_at = datetime.now(UTC)
     await session.flush()
+    timings = {"query_s": loaded - clock, "compute_s": computed - loaded,
+               "store_s": time.perf_counter() - computed}  # fmt: skip
     return {"run_id": str(run.id), "funnel_id": str(run.funnel_id), "entered": result["entered"],
-            "converted": result["converted"]}  # fmt: skip
+            "converted": result["converted"], "rows": len(records),
+            "seconds": {k: round(v, 3) for k, v in timings.items()}}  # fmt: skip
 
 
 def _pg_us(t: datetime) -> int:
