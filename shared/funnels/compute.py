@@ -44,7 +44,7 @@ class Events:
     ts: np.ndarray  # int64 microseconds
     seq: np.ndarray  # int64 tie-break (event id)
     mask: np.ndarray  # int64
-    code: np.ndarray  # int64 breakdown code on the event (or per actor), any value
+    code: np.ndarray  # int64 breakdown code on the event (or per actor), or empty for none
 
     def __len__(self) -> int:
         return len(self.actor)
@@ -239,7 +239,7 @@ def _best(
         times[pick][keep],
         entry[keep],
         ts[entry][keep],
-        code[entry][keep],
+        code[entry][keep] if len(code) == len(actor) else entry[keep] * 0,
     )
 
 

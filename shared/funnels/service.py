@@ -243,14 +243,17 @@ async def compute_run(
     ts = records["ts"].astype(np.int64)
     seq = records["id"].astype(np.int64)
     order = compute.sort_order(actor, ts, seq)
+    # Only what the walk reads is put in order; the code and id are looked up at the entries.
+    none = np.zeros(0, dtype=np.int64)
     ev = compute.Events(
-        actor[order], ts[order], seq[order], records["mask"].astype(np.int64)[order],
-        records["code"].astype(np.int64)[order],
-    )  # fmt: skip
+        actor[order], ts[order], none, records["mask"].astype(np.int64)[order], none
+    )
     start_us = _pg_us(start)
     end_us = _pg_us(end)
     p = compute.run(ev, n, d.order, d.window_seconds * 1_000_000, start_us, end_us, presorted=True)
-    labels = await _labels(session, tenant_id, breakdown, p, ev, values)
+    entry_ids = seq[order[p.entry]]
+    p.code = records["code"][order[p.entry]].astype(np.int64)
+    labels = await _labels(session, tenant_id, breakdown, p, entry_ids, values)
     names = await _segment_names(session, tenant_id, segment_ids)
     groups, described = _groups(p, breakdown, labels, names)
     result = results.summarize(
@@ -311,7 +314,7 @@ async def _labels(
     tenant_id: uuid.UUID,
     b: FunnelBreakdown | None,
     p: compute.Progress,
-    ev: compute.Events,
+    entry_ids: np.ndarray,
     values: list[str],
 ) -> dict[int, str]:
     """What each breakdown code shows as. Profile codes index `values`; event values are
@@ -322,7 +325,7 @@ async def _labels(
         return {-1: "(none)", **{k + 1: v for k, v in enumerate(values)}}
     codes, first, counts = np.unique(p.code, return_index=True, return_counts=True)
     top = np.argsort(-counts, kind="stable")[: b.top + 1]
-    sample = {int(ev.seq[p.entry[first[i]]]): int(codes[i]) for i in top if codes[i] != 0}
+    sample = {int(entry_ids[first[i]]): int(codes[i]) for i in top if codes[i] != 0}
     found = await repository.event_values(session, tenant_id, b, list(sample))
     return {0: "(none)", **{code: str(found.get(i)) for i, code in sample.items()}}
 
