@@ -9,7 +9,9 @@ from xml.sax.saxutils import escape
 
 WIDTH, HEIGHT = 860, 420
 TOP, BOTTOM, LEFT, RIGHT = 70, 90, 60, 30
-BAR, LOST, WORST, INK, MUTED = "#3b6fd8", "#c9d6f2", "#d64545", "#1f2933", "#616e7c"
+BAR, INK, MUTED = "#3b6fd8", "#1f2933", "#616e7c"
+LOST, LOST_EDGE = "#dbe4f7", "#9fb3e0"  # lost since the step before
+WORST, WORST_EDGE, WORST_INK = "#f9d9d9", "#d64545", "#b42318"  # the largest drop-off
 
 
 def _n(x: int) -> str:
@@ -56,26 +58,32 @@ def render(result: dict[str, Any], title: str) -> str:
         x = cx - bar_w / 2
         h = plot_h * s["entered"] / top
         if prev_h is not None and prev_h > h:
-            color = WORST if s["largest_dropoff"] else LOST
+            worst = s["largest_dropoff"]
+            fill, edge = (WORST, WORST_EDGE) if worst else (LOST, LOST_EDGE)
             out.append(
                 f'<rect x="{x:.1f}" y="{y0 - prev_h:.1f}" width="{bar_w:.1f}" '
-                f'height="{prev_h - h:.1f}" fill="{color}" fill-opacity="0.35" stroke="{color}" '
+                f'height="{prev_h - h:.1f}" fill="{fill}" stroke="{edge}" '
                 f'stroke-dasharray="4 3"><title>{_n(s["dropoff"])} dropped off</title></rect>'
             )
-            ly = y0 - (prev_h + h) / 2 + 4
-            weight = ' font-weight="700"' if s["largest_dropoff"] else ""
+            # In the faded part when it is tall enough, else just above it.
+            ly = y0 - (prev_h + h) / 2 + 4 if prev_h - h >= 20 else y0 - prev_h - 6
+            weight = ' font-weight="700"' if worst else ""
             out.append(
                 f'<text x="{cx:.1f}" y="{ly:.1f}" font-size="12" text-anchor="middle" '
-                f'fill="{WORST if s["largest_dropoff"] else MUTED}"{weight}>'
+                f'fill="{WORST_INK if worst else MUTED}"{weight}>'
                 f"−{_n(s['dropoff'])} ({_pct(s['dropoff_rate'])})</text>"
             )
         out.append(
             f'<rect x="{x:.1f}" y="{y0 - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-            f'fill="{BAR}" rx="2"><title>{escape(s["label"])}: {_n(s["entered"])}</title></rect>'
+            f'fill="{BAR}" stroke="none"><title>{escape(s["label"])}: {_n(s["entered"])}</title>'
+            "</rect>"
         )
+        # The count inside the bar's top when it fits, else above it.
+        inside = h >= 24
         out.append(
-            f'<text x="{cx:.1f}" y="{y0 - h - 6:.1f}" font-size="12" font-weight="600" '
-            f'text-anchor="middle" fill="{INK}">{_n(s["entered"])}</text>'
+            f'<text x="{cx:.1f}" y="{y0 - h + 17 if inside else y0 - h - 6:.1f}" font-size="12" '
+            f'font-weight="600" text-anchor="middle" fill="{"#ffffff" if inside else INK}">'
+            f"{_n(s['entered'])}</text>"
         )
         label = s["label"] if len(s["label"]) <= 22 else s["label"][:21] + "…"
         out.append(
