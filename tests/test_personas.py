@@ -485,7 +485,7 @@ _SCRATCH_DDL = (
        choices text[], PRIMARY KEY (tenant_id, response_id, question_key))""",
     """CREATE TABLE interviews (tenant_id uuid, id uuid, customer_id uuid,
        interviewed_at timestamptz, notes text, quotes jsonb, tags text[])""",
-    "CREATE TABLE funnels (tenant_id uuid, id uuid, name text, steps jsonb)",
+    "CREATE TABLE funnels (tenant_id uuid, id uuid, name text, definition jsonb)",
 )
 
 
@@ -589,7 +589,7 @@ async def test_the_evidence_seam_turns_answers_interviews_and_dropoffs_into_the_
             {
                 "t": t,
                 "f": uuid.uuid4(),
-                "s": json.dumps([{"event": "add_to_cart"}, {"event": "purchase"}]),
+                "s": json.dumps({"steps": [{"event": "add_to_cart"}, {"event": "purchase"}]}),
             },  # fmt: skip
         )
         session = AsyncSession(bind=conn)

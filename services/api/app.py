@@ -17,11 +17,13 @@ from services.api.routers import (
     analyses,
     customers,
     events,
+    funnels,
     health,
     imports,
     interviews,
     jobs,
     orders,
+    paths,
     personas,
     public,
     segmentations,
@@ -47,6 +49,8 @@ API_ROUTERS = (
     interviews.router,
     personas.router,
     personas.customer_router,
+    funnels.router,
+    paths.router,
     jobs.router,
 )
 

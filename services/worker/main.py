@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.analytics import value
 from shared.db.engine import app_url, make_engine, make_sessionmaker, unit_of_work
+from shared.funnels import paths
+from shared.funnels import service as funnels
 from shared.ingest import inbox
 from shared.ingest import jobs as ingest_jobs
 from shared.ingest import repository as ingest_repo
@@ -44,6 +46,8 @@ KINDS: tuple[runner.JobKind, ...] = (
     segments.REFRESH_KIND,
     segmentation.RUN_KIND,
     personas.GENERATE_KIND,
+    funnels.RUN_KIND,
+    paths.RUN_KIND,
 )
 
 

@@ -5,6 +5,7 @@ from shared.models.analytics import CustomerValue, ValueRun
 from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
 from shared.models.event import CustomerIdentity, Event
+from shared.models.funnel import Funnel, FunnelRun
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.interview import Interview
 from shared.models.job import Job, JobOutbox
@@ -47,6 +48,8 @@ TENANT_TABLES = (
     "interviews",
     "personas",
     "persona_versions",
+    "funnels",
+    "funnel_runs",
 )
 
 __all__ = [
@@ -56,6 +59,8 @@ __all__ = [
     "CustomerValue",
     "Event",
     "CustomerIdentity",
+    "Funnel",
+    "FunnelRun",
     "ImportChunk",
     "Interview",
     "Job",

@@ -17,8 +17,9 @@ same counts and could replace the SQL here once both are merged):
 - `survey_answers(response_id, survey_id, question_key, customer_id, value_text, value_number,
   choices)`; only answers of `survey_responses` with status `completed` count.
 - `interviews(id, customer_id, interviewed_at, notes, quotes jsonb [{text, tags}], tags)`.
-- funnels (issue 8): `funnels(id, name, steps jsonb)`, each step an event name or an object
-  with `event` (or `name`); reach per step is counted from `events`.
+- funnels (issue 8): `funnels(id, name, definition jsonb)`, the definition's `steps` each an
+  object with `event`; reach per step is counted from `events` by event name in step order
+  (a simpler count than a funnel run's: no window, filters or exclusions).
 """
 
 from __future__ import annotations
@@ -263,7 +264,10 @@ async def funnel_dropoffs(
         return []
     funnels = (
         await session.execute(
-            text("SELECT id, name, steps FROM funnels WHERE tenant_id = :t ORDER BY id LIMIT 20"),
+            text(
+                "SELECT id, name, definition -> 'steps' AS steps FROM funnels "
+                "WHERE tenant_id = :t ORDER BY id LIMIT 20"
+            ),
             {"t": tenant_id},
         )
     ).all()
