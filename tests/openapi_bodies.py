@@ -14,14 +14,20 @@ def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def minimal(document: dict[str, Any], schema: dict[str, Any], *, string: str = "x") -> Any:
+def minimal(
+    document: dict[str, Any], schema: dict[str, Any], *, string: str = "x", depth: int = 0
+) -> Any:
+    if depth > 12:  # recursive schemas (nested conditions): stop somewhere finite
+        return {}
     schema = resolve(document, schema)
     for key in ("anyOf", "oneOf"):
         if key in schema:
             options = [s for s in schema[key] if resolve(document, s).get("type") != "null"]
-            return minimal(document, options[0], string=string) if options else None
+            return (
+                minimal(document, options[0], string=string, depth=depth + 1) if options else None
+            )
     if "allOf" in schema:
-        return minimal(document, schema["allOf"][0], string=string)
+        return minimal(document, schema["allOf"][0], string=string, depth=depth + 1)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -32,11 +38,11 @@ def minimal(document: dict[str, Any], schema: dict[str, Any], *, string: str = "
     if kind == "object":
         props = schema.get("properties", {})
         return {
-            name: minimal(document, props.get(name, {}), string=string)
+            name: minimal(document, props.get(name, {}), string=string, depth=depth + 1)
             for name in schema.get("required", [])
         }
     if kind == "array":
-        item = minimal(document, schema.get("items", {}), string=string)
+        item = minimal(document, schema.get("items", {}), string=string, depth=depth + 1)
         return [item] * int(schema.get("minItems", 0))
     return _scalar(schema, kind, string)
 
