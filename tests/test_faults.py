@@ -1,0 +1,165 @@
+"""Faults with real processes: a worker killed with SIGKILL in the middle of a job, Redis
+stopped under incoming writes, PostgreSQL restarted under load. Each test starts the servers
+and processes it disturbs itself (never the machine's own servers) and bounds every wait."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from tests.factories.segments import member_ids
+from tests.factories.store import customer
+from tests.helpers import auth, poll, run_burst
+from tests.processes import start_worker
+
+pytestmark = pytest.mark.faults
+
+# A killed worker's job goes to another worker after the longest job timeout + 10 s.
+FAST_RECOVERY = {"PORTRAIT_WORKER__MAX_JOB_TIMEOUT_S": "3"}
+
+
+async def _waiting_on(owner_engine, table: str) -> int:
+    """Backends of this database waiting for a lock on `table`: the job is mid-way."""
+    async with owner_engine.connect() as conn:
+        return await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = :table AND NOT l.granted "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"table": table},
+        )
+
+
+async def _job(client, tenant, job_id: str) -> dict:
+    return (await client.get(f"/v1/jobs/{job_id}", headers=auth(tenant.api_key))).json()
+
+
+async def _kill_mid_job(client, owner_engine, logs, tenant, table: str, start_job) -> dict:
+    """Hold `table` locked so the job stops half-way, kill -9 its worker there, then let a
+    fresh worker pick the job up again. Returns the finished job."""
+    async with owner_engine.connect() as lock:
+        await lock.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+        job_id = await start_job()
+        worker = start_worker(logs, FAST_RECOVERY)
+        try:
+            await poll(lambda: _waiting_on(owner_engine, table), timeout=30)
+            assert (await _job(client, tenant, job_id))["status"] == "running"
+        finally:
+            worker.kill9()
+        await lock.rollback()
+    again = start_worker(logs, FAST_RECOVERY)
+    try:
+        done = await poll(lambda: _finished(client, tenant, job_id), timeout=45, every=0.2)
+    finally:
+        again.stop()
+    assert done["status"] == "succeeded", done
+    return done
+
+
+async def _finished(client, tenant, job_id: str) -> dict | None:
+    job = await _job(client, tenant, job_id)
+    return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+
+def _store(n: int) -> list[dict]:
+    return [
+        customer(f"c-{i}", country="VN" if i % 3 else "US", email=f"c{i}@example.com")
+        for i in range(n)
+    ]
+
+
+async def _segment_with_new_customers(client, tenant, worker_factory) -> str:
+    """A rule segment made while the store is empty, then customers arrive: the next
+    refresh has real work to do."""
+    h = auth(tenant.api_key)
+    r = await client.post(
+        "/v1/segments",
+        json={"name": "Vietnam", "condition": {"fact": "country", "op": "eq", "value": "VN"}},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    await run_burst(worker_factory)
+    for body in _store(60):
+        assert (await client.post("/v1/customers", json=body, headers=h)).status_code == 201
+    return r.json()["id"]
+
+
+async def test_a_worker_killed_mid_refresh_gives_the_undisturbed_result(
+    client, make_tenant, owner_engine, worker_factory, tmp_path
+):
+    calm, hit = await make_tenant(), await make_tenant()
+    calm_segment = await _segment_with_new_customers(client, calm, worker_factory)
+    hit_segment = await _segment_with_new_customers(client, hit, worker_factory)
+
+    r = await client.post(f"/v1/segments/{calm_segment}/refresh", headers=auth(calm.api_key))
+    await run_burst(worker_factory)
+    calm_job = await _job(client, calm, r.json()["job_id"])
+
+    async def start() -> str:
+        r = await client.post(f"/v1/segments/{hit_segment}/refresh", headers=auth(hit.api_key))
+        assert r.status_code == 202, r.text
+        return r.json()["job_id"]
+
+    hit_job = await _kill_mid_job(client, owner_engine, tmp_path, hit, "segment_members", start)
+    assert hit_job["result"] == {**calm_job["result"], "segment_id": hit_segment}
+    expected = await member_ids(client, calm, calm_segment)
+    assert len(expected) == 40
+    assert await member_ids(client, hit, hit_segment) == expected
+    async with owner_engine.connect() as conn:
+        twice = await conn.scalar(
+            text(
+                "SELECT count(*) FROM (SELECT customer_id FROM segment_members "
+                "WHERE segment_id = :s AND left_at IS NULL GROUP BY customer_id "
+                "HAVING count(*) > 1) d"
+            ),
+            {"s": hit_segment},
+        )
+    assert twice == 0
+
+
+async def _import(client, tenant, body: bytes) -> str:
+    r = await client.post(
+        "/v1/imports?kind=customers",
+        content=body,
+        headers={**auth(tenant.api_key), "content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 202, r.text
+    return r.json()["job_id"]
+
+
+async def _customers(owner_engine, tenant_id) -> list[tuple]:
+    async with owner_engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT external_id, email, country FROM customers "
+                "WHERE tenant_id = :t AND external_id IS NOT NULL ORDER BY external_id"
+            ),
+            {"t": tenant_id},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def test_a_worker_killed_mid_import_gives_the_undisturbed_result(
+    client, make_tenant, owner_engine, worker_factory, tmp_path
+):
+    lines = [json.dumps(c) for c in _store(300)]
+    lines.insert(10, '{"external_id": "bad", "email": "not an email", "created_at": "soon"}')
+    body = "\n".join(lines).encode()
+    calm, hit = await make_tenant(), await make_tenant()
+    calm_job_id = await _import(client, calm, body)
+    await run_burst(worker_factory)
+    calm_job = await _job(client, calm, calm_job_id)
+    assert calm_job["status"] == "succeeded"
+
+    async def start() -> str:
+        return await _import(client, hit, body)
+
+    hit_job = await _kill_mid_job(client, owner_engine, tmp_path, hit, "customers", start)
+    assert hit_job["result"] == calm_job["result"]
+    expected = await _customers(owner_engine, calm.tenant_id)
+    assert len(expected) == 300
+    got = await _customers(owner_engine, hit.tenant_id)
+    assert got == expected  # no row twice, no row missing
