@@ -4,11 +4,16 @@ and processes it disturbs itself (never the machine's own servers) and bounds ev
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 
+import httpx
 import pytest
 from sqlalchemy import text
 
+from services.api.app import create_app
+from shared.embedded import EmbeddedRedis
 from tests.factories.segments import member_ids
 from tests.factories.store import customer
 from tests.helpers import auth, poll, run_burst
@@ -163,3 +168,84 @@ async def test_a_worker_killed_mid_import_gives_the_undisturbed_result(
     assert len(expected) == 300
     got = await _customers(owner_engine, hit.tenant_id)
     assert got == expected  # no row twice, no row missing
+
+
+async def _bounded(awaitable, seconds: float = 10.0):
+    """Every request under a fault has a deadline: a hang fails the test, it does not stall."""
+    return await asyncio.wait_for(awaitable, timeout=seconds)
+
+
+async def test_writes_keep_succeeding_while_redis_is_away_and_jobs_run_after(
+    settings, owner_engine, make_tenant, tmp_path
+):
+    redis_server = EmbeddedRedis(tmp_path / "redis")
+    redis_url = redis_server.start()
+    own = settings.model_copy(deep=True)
+    own.redis.url = redis_url
+    own.worker.queue_name = f"portrait:faults:{secrets.token_hex(4)}"
+    env = {"REDIS_URL": redis_url, "PORTRAIT_WORKER__QUEUE_NAME": own.worker.queue_name}
+    app = create_app(own)
+    tenant = await make_tenant()
+    h = auth(tenant.api_key)
+    worker = start_worker(tmp_path, env)
+    restarted = 0
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                r = await _bounded(
+                    client.post(
+                        "/v1/segments",
+                        json={
+                            "name": "VN",
+                            "condition": {"fact": "country", "op": "eq", "value": "VN"},
+                        },
+                        headers=h,
+                    )
+                )
+                assert r.status_code == 201, r.text
+                segment_id = r.json()["id"]
+
+                redis_server.stop()
+                job_ids = []
+                for n in range(10):
+                    r = await _bounded(
+                        client.post("/v1/customers", json=customer(f"c-{n}"), headers=h)
+                    )
+                    assert r.status_code == 201, r.text
+                    r = await _bounded(client.post(f"/v1/segments/{segment_id}/refresh", headers=h))
+                    assert r.status_code == 202, r.text
+                    job_ids.append(r.json()["job_id"])
+                line = json.dumps(customer(f"imported-{n}")).encode()
+                r = await _bounded(
+                    client.post(
+                        "/v1/imports?kind=customers",
+                        content=line,
+                        headers={**h, "content-type": "application/x-ndjson"},
+                    )
+                )
+                assert r.status_code == 202, r.text
+                job_ids.append(r.json()["job_id"])
+
+                redis_server.start()
+
+                async def all_done() -> bool:
+                    nonlocal worker, restarted
+                    if worker.proc is not None and worker.proc.poll() is not None:
+                        # What `portrait up` (or any supervisor) does with a worker that exited.
+                        restarted += 1
+                        worker = start_worker(tmp_path, env)
+                    statuses = [
+                        (await client.get(f"/v1/jobs/{j}", headers=h)).json()["status"]
+                        for j in job_ids
+                    ]
+                    assert "failed" not in statuses, statuses
+                    return all(s == "succeeded" for s in statuses)
+
+                await poll(all_done, timeout=45, every=0.3)
+                got = (await client.get(f"/v1/segments/{segment_id}", headers=h)).json()
+                assert got["size"] == 11
+    finally:
+        worker.stop()
+        redis_server.stop()
+    print(f"worker restarts after the Redis outage: {restarted}")
