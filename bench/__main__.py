@@ -11,6 +11,7 @@ BENCHMARKS = {
     "ingest": "bench.ingest",
     "customer_value": "bench.customer_value",
     "segments": "bench.segments",
+    "load": "bench.load",
 }
 
 
