@@ -7,17 +7,23 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from services.api.app import create_app
-from shared.embedded import EmbeddedRedis
+from shared.embedded import EmbeddedRedis, start_postgres
 from tests.factories.segments import member_ids
 from tests.factories.store import customer
 from tests.helpers import auth, poll, run_burst
-from tests.processes import start_worker
+from tests.processes import portrait_env, start_api, start_worker
 
 pytestmark = pytest.mark.faults
 
@@ -249,3 +255,76 @@ async def test_writes_keep_succeeding_while_redis_is_away_and_jobs_run_after(
         worker.stop()
         redis_server.stop()
     print(f"worker restarts after the Redis outage: {restarted}")
+
+
+async def test_the_api_answers_503_while_postgres_restarts_and_recovers_by_itself(
+    settings, tmp_path
+):
+    # A PostgreSQL of this test's own (a short path: its unix socket lives there).
+    pg_dir = Path(tempfile.mkdtemp(prefix="pgf-", dir="/tmp"))
+    url, server = start_postgres(pg_dir)
+    env = {
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.redis.url,
+        "PORTRAIT_WORKER__QUEUE_NAME": f"portrait:faults:{secrets.token_hex(4)}",
+    }
+    api = None
+    try:
+        created = subprocess.run(
+            [sys.executable, "-m", "services.cli", "tenants", "create", "faults"],
+            env=portrait_env(env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        key = json.loads(created.stdout.strip().splitlines()[-1])["api_key"]
+        api, base_url = start_api(tmp_path, env, workers=1)
+        answers: list[tuple[str, int, str, str | None]] = []
+        phase = "before"
+
+        async def hammer(client: httpx.AsyncClient) -> None:
+            while phase != "done":
+                started = time.monotonic()
+                # Bounded: a hang is a failure (httpx raises), never a stalled test.
+                r = await client.get("/v1/customers?limit=5")
+                assert time.monotonic() - started < 8
+                answers.append(
+                    (phase, r.status_code, r.headers["content-type"], r.headers.get("retry-after"))
+                )
+                await asyncio.sleep(0.02)
+
+        async with httpx.AsyncClient(
+            base_url=base_url, headers=auth(key), timeout=httpx.Timeout(8.0)
+        ) as client:
+            load = [asyncio.create_task(hammer(client)) for _ in range(4)]
+            await asyncio.sleep(1.0)
+            phase = "away"
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(3.0)
+            await asyncio.to_thread(server.start)
+            phase = "back"
+
+            async def recovered() -> bool:
+                return bool(answers) and answers[-1][0] == "back" and answers[-1][1] == 200
+
+            try:
+                await poll(recovered, timeout=30, every=0.1)
+            finally:
+                phase = "done"
+                await asyncio.gather(*load)
+
+        assert api.proc is not None
+        assert api.proc.poll() is None  # the same process all along: no restart needed
+        statuses = Counter((p, s) for p, s, _, _ in answers)
+        assert statuses[("before", 200)] > 0
+        away = [a for a in answers if a[0] == "away"]
+        assert {s for _, s, _, _ in away} <= {200, 503}, statuses  # 200: before the stop bit
+        unavailable = [a for a in away if a[1] == 503]
+        assert unavailable, statuses
+        assert all(c.startswith("application/problem+json") and r for _, _, c, r in unavailable)
+        assert {s for p, s, _, _ in answers if p == "back"} <= {200, 503}, statuses
+    finally:
+        if api is not None:
+            api.stop()
+        server.cleanup()
