@@ -35,6 +35,12 @@ def refuse_nul_parameters(request: Request) -> None:
         for name, value in items
         if "\x00" in str(value) or "\x00" in name
     ]
+    # `?=value`: a parameter without a name is malformed, not an unknown one to ignore.
+    errors += [
+        FieldError(["query", ""], "a query parameter needs a name")
+        for name, _ in request.query_params.multi_items()
+        if not name
+    ]
     if errors:
         raise InvalidInput("The request does not match the schema.", errors=errors)
 
