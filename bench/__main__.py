@@ -12,6 +12,7 @@ BENCHMARKS = {
     "customer_value": "bench.customer_value",
     "segments": "bench.segments",
     "funnels": "bench.funnels",
+    "load": "bench.load",
 }
 
 

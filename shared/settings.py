@@ -40,6 +40,10 @@ class WorkerSettings(BaseModel):
     # longer than a request's 30 s.
     statement_timeout_ms: int = 900_000
     max_tries: int = 3
+    # Caps every job kind's own timeout. arq hands the job of a worker killed outright (kill
+    # -9, OOM) to another worker only after the longest timeout + 10 s: an hour with the
+    # import's. Deployments that would rather re-run sooner (and the fault tests) lower it.
+    max_job_timeout_s: int | None = None
     outbox_interval_s: float = 1.0
     outbox_min_age_s: float = 2.0
     inbox_interval_s: float = 0.2

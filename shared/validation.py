@@ -4,6 +4,7 @@ and not from the future."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -93,6 +94,23 @@ def _country(value: str) -> str:
 Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country)]
 
 
+_RFC3339_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _rfc3339(value: Any) -> Any:
+    """pydantic's lax mode reads a number (or a numeric string such as "2.1e-07") as Unix
+    seconds; the contract says RFC 3339, so anything else is refused."""
+    if isinstance(value, datetime | date):
+        return value
+    if isinstance(value, str) and _RFC3339_DATE.match(value):
+        return value
+    raise ValueError("must be an RFC 3339 timestamp")
+
+
+# A timestamp in a query filter: RFC 3339, no other bound.
+Instant = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
 def _timestamp(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset (RFC 3339)")
@@ -104,7 +122,7 @@ def _timestamp(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_timestamp)]
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_timestamp)]
 
 
 def _birth_date(value: date) -> date:

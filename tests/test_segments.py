@@ -3,8 +3,12 @@ membership with history, the segment's portrait, STP comparison."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from shared.db.engine import unit_of_work
+from shared.segments import service as segments
 from tests.factories.segments import create_segment, member_ids
 from tests.factories.store import customer, event, order
 from tests.helpers import auth, run_burst
@@ -346,3 +350,27 @@ async def test_the_grammar_is_published_in_openapi(client):
     ):
         assert name in schemas, name
     assert "within_last_days" in schemas["FactCondition"]["properties"]["op"]["enum"]
+
+
+async def test_two_refreshes_of_one_segment_at_once_both_succeed(
+    client, tenant, worker_factory, app
+):
+    """A burst of writes can queue several refreshes of one segment; the worker runs them
+    side by side. They take turns instead of colliding on the open memberships."""
+    h = auth(tenant.api_key)
+    segment = await create_segment(
+        client,
+        tenant,
+        worker_factory,
+        {"name": "VN", "condition": {"fact": "country", "op": "eq", "value": "VN"}},
+    )
+    for n in range(30):
+        await client.post("/v1/customers", json=customer(f"c-{n}"), headers=h)
+
+    async def refresh() -> dict:
+        async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
+            return await segments.refresh(session, tenant.tenant_id, uuid.UUID(segment["id"]))
+
+    first, second = await asyncio.gather(refresh(), refresh())
+    assert sorted([first["entered"], second["entered"]]) == [0, 30]
+    assert len(await member_ids(client, tenant, segment["id"])) == 30

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from services.api import problems
+from services.api.deps import refuse_nul_parameters
 from services.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.api.routers import (
     analyses,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Customer insights for ecommerce stores.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     problems.install(app)
     app.add_middleware(

@@ -15,11 +15,34 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.engine import run_after_commit
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import FieldError, Forbidden, InvalidInput, Unauthorized
 from shared.jobs.queue import JobQueue
 from shared.ratelimit import RateLimiter
 from shared.tenants import service as tenants
 from shared.tenants.schemas import Principal, Scope
+
+
+def refuse_nul_parameters(request: Request) -> None:
+    """PostgreSQL refuses NUL in text, so a NUL in any path or query parameter that reaches a
+    statement is a 500. Every route gets this (an app-wide dependency), so one written later
+    cannot forget it; bodies are covered by the field types of shared.validation."""
+    errors = [
+        FieldError([where, name], "must not contain NUL characters")
+        for where, items in (
+            ("path", request.path_params.items()),
+            ("query", request.query_params.multi_items()),
+        )
+        for name, value in items
+        if "\x00" in str(value) or "\x00" in name
+    ]
+    # `?=value`: a parameter without a name is malformed, not an unknown one to ignore.
+    errors += [
+        FieldError(["query", ""], "a query parameter needs a name")
+        for name, _ in request.query_params.multi_items()
+        if not name
+    ]
+    if errors:
+        raise InvalidInput("The request does not match the schema.", errors=errors)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -170,10 +170,27 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATE classes that mean "the server is not there right now", not "this request is wrong":
+# 08 connection exception, 57 operator intervention (57P01 shutting down, 57P03 starting up).
+_UNAVAILABLE_SQLSTATE = ("08", "57")
+
+
+def _unavailable(exc: Exception) -> bool:
+    """The database (or another server) is away: a restart, a failover, a full pool. A socket
+    that is gone surfaces as a bare OSError (FileNotFoundError for a unix socket) from the
+    driver's connect, not wrapped by SQLAlchemy."""
+    if isinstance(exc, OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATE)
+    return False
+
+
 def unexpected(exc: Exception, path: str) -> JSONResponse:
     """The answer to an exception nothing else handled. Called by the request middleware, which
     sits inside Starlette's outermost error handler, so the answer keeps its request id."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if _unavailable(exc):
         log.warning("database connection lost", extra={"error": type(exc).__name__})
         return problem_response(
             503,

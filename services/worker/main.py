@@ -60,7 +60,7 @@ class WorkerContext(TypedDict, total=False):
     inbox_task: asyncio.Task[None]
 
 
-def _arq_function(kind: runner.JobKind) -> Any:
+def _arq_function(kind: runner.JobKind, max_timeout_s: int | None = None) -> Any:
     async def job(ctx: dict[str, Any], job_id: str, tenant_id: str) -> None:
         try:
             await runner.run(
@@ -70,7 +70,8 @@ def _arq_function(kind: runner.JobKind) -> Any:
             raise Retry(defer=exc.defer_s) from exc
 
     coroutine: WorkerCoroutine = job
-    return func(coroutine, name=kind.name, timeout=kind.timeout_s, max_tries=kind.max_tries + 1)
+    timeout = min(kind.timeout_s, max_timeout_s) if max_timeout_s else kind.timeout_s
+    return func(coroutine, name=kind.name, timeout=timeout, max_tries=kind.max_tries + 1)
 
 
 async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
@@ -150,7 +151,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         await startup(ctx)
 
     options: dict[str, Any] = {
-        "functions": [_arq_function(k) for k in KINDS],
+        "functions": [_arq_function(k, settings.worker.max_job_timeout_s) for k in KINDS],
         "cron_jobs": [
             cron(purge_webhook_deliveries, hour=3, minute=17),
             cron(nightly_customer_value, hour=2, minute=7),
@@ -162,7 +163,11 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         "on_shutdown": shutdown,
         "max_jobs": settings.worker.max_jobs,
         "poll_delay": settings.worker.poll_delay_s,
-        "job_timeout": settings.worker.job_timeout_s,
+        # Cron jobs take this one; a cap lowers it too, or it would keep the hand-over long.
+        "job_timeout": min(
+            settings.worker.job_timeout_s,
+            settings.worker.max_job_timeout_s or settings.worker.job_timeout_s,
+        ),
         "allow_abort_jobs": True,
         "keep_result": 60,
         "max_tries": settings.worker.max_tries,

@@ -16,6 +16,7 @@ from shared.validation import (
     BirthDate,
     Country,
     Id,
+    Instant,
     JsonObject,
     Str32,
     Str64,
@@ -220,6 +221,12 @@ class CustomerSort(StrEnum):
     predicted_clv_desc = "-predicted_clv"
 
 
+# Bounds of the numeric filters: past them a count overflows bigint and a day count overflows
+# a date, which were 500s.
+MAX_COUNT = 1_000_000_000
+MAX_DAYS = 36_500
+
+
 class CustomerFilters(BaseModel):
     """Filters for `GET /v1/customers`: equality on typed facts, ranges on computed ones."""
 
@@ -251,26 +258,26 @@ class CustomerFilters(BaseModel):
     timezone: Str64 | None = None
     min_children: int | None = Field(default=None, ge=0, le=30)
     max_children: int | None = Field(default=None, ge=0, le=30)
-    min_orders: int | None = Field(default=None, ge=0)
-    max_orders: int | None = Field(default=None, ge=0)
+    min_orders: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    max_orders: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     min_total_spent: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_total_spent: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
     min_average_order_value: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_average_order_value: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
-    min_refunds: int | None = Field(default=None, ge=0)
-    min_referrals: int | None = Field(default=None, ge=0)
-    max_days_since_last_order: int | None = Field(default=None, ge=0)
-    min_days_since_last_order: int | None = Field(default=None, ge=0)
-    min_tenure_days: int | None = Field(default=None, ge=0)
+    min_refunds: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    min_referrals: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    max_days_since_last_order: int | None = Field(default=None, ge=0, le=MAX_DAYS)
+    min_days_since_last_order: int | None = Field(default=None, ge=0, le=MAX_DAYS)
+    min_tenure_days: int | None = Field(default=None, ge=0, le=MAX_DAYS)
     top_category: Str100 | None = Field(default=None, description="Among top categories.")
     preferred_device: Str32 | None = None
     preferred_order_channel: Str32 | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    first_order_after: datetime | None = None
-    first_order_before: datetime | None = None
-    last_order_after: datetime | None = None
-    last_order_before: datetime | None = None
+    created_after: Instant | None = None
+    created_before: Instant | None = None
+    first_order_after: Instant | None = None
+    first_order_before: Instant | None = None
+    last_order_after: Instant | None = None
+    last_order_before: Instant | None = None
     rfm_segment: RfmSegment | None = None
     lifecycle_stage: LifecycleStage | None = None
     min_predicted_clv: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)

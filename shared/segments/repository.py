@@ -70,12 +70,13 @@ async def preview(
     return size, rows
 
 
-async def get(session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID) -> Segment | None:
-    return (
-        await session.execute(
-            select(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id)
-        )
-    ).scalar_one_or_none()
+async def get(
+    session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID, *, for_update: bool = False
+) -> Segment | None:
+    stmt = select(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def get_by_slug(session: AsyncSession, tenant_id: uuid.UUID, slug: str) -> Segment | None:

@@ -292,8 +292,12 @@ async def preview(
 async def refresh(
     session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID
 ) -> dict[str, Any]:
-    """Recompute a rule or built-in segment's members (set-based, keeping history)."""
-    segment = await repository.get(session, tenant_id, segment_id)
+    """Recompute a rule or built-in segment's members (set-based, keeping history).
+
+    The segment's row is locked first: two refreshes of one segment at once (a burst of
+    writes queues several) would otherwise both open the same memberships, and the second
+    would fail on the unique open-membership index."""
+    segment = await repository.get(session, tenant_id, segment_id, for_update=True)
     if segment is None or segment.condition is None:
         return {"skipped": "the segment is gone or has no condition"}
     now = datetime.now(UTC)

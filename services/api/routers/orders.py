@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -14,6 +13,7 @@ from shared.customers import service as customers
 from shared.ingest import repository as ingest_repo
 from shared.ingest import service as ingest
 from shared.ingest.schemas import IngestOutcome, OrderIn, OrderRead, OrderStatus, OrderUpserted
+from shared.validation import Instant
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -37,15 +37,15 @@ async def create(
     return OrderUpserted(outcome=result.outcome, order=order)
 
 
-@router.get("", response_model=Page[OrderRead])
+@router.get("", response_model=Page[OrderRead], responses=responses(404))
 async def list_(
     session: SessionDep,
     principal: ReadKey,
     page: PageDep,
     customer_id: Annotated[str | None, Query(max_length=300)] = None,
     status: Annotated[OrderStatus | None, Query()] = None,
-    placed_after: datetime | None = None,
-    placed_before: datetime | None = None,
+    placed_after: Annotated[Instant | None, Query()] = None,
+    placed_before: Annotated[Instant | None, Query()] = None,
 ) -> Page[OrderRead]:
     """Orders, newest first; `customer_id` takes an id or `ext:<external id>`."""
     owner = None
