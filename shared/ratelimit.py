@@ -57,6 +57,8 @@ class Decision:
     allowed: bool
     remaining: int
     retry_after_s: int
+    # Seconds until the current window ends.
+    reset_s: int = 0
 
 
 class RateLimiter:
@@ -80,12 +82,12 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             log.warning("rate limit not checked, Redis unavailable: %s", type(exc).__name__)
             return Decision(True, limit.requests, 0)
+        reset_s = max(1, math.ceil((window_ms - elapsed) / 1000))
         if allowed:
-            return Decision(True, max(limit.requests - int(estimate), 0), 0)
+            return Decision(True, max(limit.requests - int(estimate), 0), 0, reset_s)
         # The earliest moment the weighted estimate drops below the limit again is at most
         # the end of the current window.
-        retry_ms = window_ms - elapsed
-        return Decision(False, 0, max(1, math.ceil(retry_ms / 1000)))
+        return Decision(False, 0, reset_s, reset_s)
 
     async def check(self, key: str, limit: Limit, what: str) -> Decision:
         """Like `hit`, but raise 429 problem+json with `Retry-After` when over the limit."""

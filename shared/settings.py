@@ -41,6 +41,12 @@ class WorkerSettings(BaseModel):
     inbox_interval_s: float = 0.2
     # Delivery ids are remembered this long (never less than 3 days) to drop replays.
     webhook_retention_days: int = 7
+    # Outbound webhooks: how often due deliveries are looked for, how long a receiver gets to
+    # answer, and how many attempts (with exponential backoff) before a delivery is failed.
+    outbound_interval_s: float = 1.0
+    outbound_timeout_s: float = 10.0
+    outbound_max_attempts: int = 8
+    outbound_backoff_base_s: float = 30.0
 
 
 class ApiSettings(BaseModel):
@@ -49,6 +55,12 @@ class ApiSettings(BaseModel):
     max_page_size: int = 500
     max_body_bytes: int = 5 * 1024 * 1024
     max_import_bytes: int = 2 * 1024 * 1024 * 1024
+    # Idempotency keys are kept this long (never less than 24 h), then purged by the worker.
+    idempotency_keep_hours: int = 24
+    # Requests per minute per API key, unless the key sets its own; 0 turns the limit off.
+    rate_limit_per_minute: int = 1200
+    # After a webhook secret is rotated the previous one is still accepted this long.
+    webhook_secret_overlap_hours: float = 24.0
 
 
 class Settings(BaseSettings):

@@ -15,6 +15,8 @@ from services.api import problems
 from services.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.api.routers import (
     analyses,
+    api_keys,
+    audit_log,
     customers,
     events,
     health,
@@ -23,6 +25,7 @@ from services.api.routers import (
     orders,
     segmentations,
     segments,
+    webhook_secrets,
     webhooks,
 )
 from shared.db.engine import app_url, make_engine, make_sessionmaker
@@ -40,6 +43,9 @@ API_ROUTERS = (
     segments.router,
     segmentations.router,
     jobs.router,
+    api_keys.router,
+    audit_log.router,
+    webhook_secrets.router,
 )
 
 
@@ -74,7 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.api.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-        expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        expose_headers=[
+            "Location",
+            "X-Request-ID",
+            "Retry-After",
+            "Idempotent-Replayed",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
         max_age=600,
     )
     app.add_middleware(

@@ -7,6 +7,7 @@ from shared.models.customer import Customer, Tombstone
 from shared.models.event import CustomerIdentity, Event
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.job import Job, JobOutbox
+from shared.models.ops import AuditEntry, IdempotencyKey, OutboundDelivery, WebhookEndpoint
 from shared.models.order import Order, OrderItem
 from shared.models.segment import Segment, Segmentation, SegmentMember
 from shared.models.tenant import Tenant
@@ -30,20 +31,27 @@ TENANT_TABLES = (
     "segment_members",
     "segmentations",
     "webhook_inbox",
+    "idempotency_keys",
+    "audit_log",
+    "webhook_endpoints",
+    "outbound_deliveries",
 )
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Customer",
     "CustomerValue",
     "Event",
     "CustomerIdentity",
+    "IdempotencyKey",
     "ImportChunk",
     "Job",
     "JobOutbox",
     "Order",
     "OrderItem",
+    "OutboundDelivery",
     "Segment",
     "SegmentMember",
     "Segmentation",
@@ -52,5 +60,6 @@ __all__ = [
     "Tombstone",
     "ValueRun",
     "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookInbox",
 ]

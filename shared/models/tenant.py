@@ -19,4 +19,7 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Kept readable (not hashed): HMAC verification needs the secret itself.
     webhook_secret: Mapped[str] = mapped_column(Text)
+    # After a rotation the previous secret stays accepted until this moment.
+    previous_webhook_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
