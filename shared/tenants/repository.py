@@ -100,7 +100,7 @@ async def count_active_admin_keys(session: AsyncSession, tenant_id: uuid.UUID) -
     stmt = select(func.count()).where(
         ApiKey.tenant_id == tenant_id,
         ApiKey.revoked_at.is_(None),
-        ApiKey.scopes.contains(["admin"]),
+        text("'admin' = ANY(scopes)"),
     )
     return int((await session.execute(stmt)).scalar_one())
 
