@@ -76,7 +76,8 @@ async def test_the_log_is_paged_filtered_and_per_tenant(client, tenant, make_ten
     second = (
         await client.get(f"/v1/audit-log?limit=2&cursor={first['next_cursor']}", headers=h)
     ).json()
-    assert len(first["items"]) == 2 and len(second["items"]) == 2
+    assert len(first["items"]) == 2
+    assert len(second["items"]) == 2
     assert second["next_cursor"] is None
     jobs = await _entries(client, tenant, object_type="analyses")
     assert [e["action"] for e in jobs] == ["analyses.customer-value"]
