@@ -25,6 +25,7 @@ from services.api.routers import (
     orders,
     segmentations,
     segments,
+    webhook_endpoints,
     webhook_secrets,
     webhooks,
 )
@@ -46,6 +47,7 @@ API_ROUTERS = (
     api_keys.router,
     audit_log.router,
     webhook_secrets.router,
+    webhook_endpoints.router,
 )
 
 

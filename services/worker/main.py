@@ -12,11 +12,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
+import httpx
 from arq import Retry, Worker, cron, func
 from arq.constants import health_check_key_suffix
 from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared import idempotency
 from shared.analytics import value
 from shared.db.engine import app_url, make_engine, make_sessionmaker, unit_of_work
 from shared.ingest import inbox
@@ -26,6 +28,7 @@ from shared.jobs import runner, system
 from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue, make_redis
 from shared.logging import setup_logging
+from shared.outbound import delivery
 from shared.segments import segmentation
 from shared.segments import service as segments
 from shared.settings import Settings, get_settings
@@ -52,6 +55,8 @@ class WorkerContext(TypedDict, total=False):
     queue: JobQueue
     relay_task: asyncio.Task[None]
     inbox_task: asyncio.Task[None]
+    outbound_task: asyncio.Task[None]
+    http: httpx.AsyncClient
 
 
 def _arq_function(kind: runner.JobKind) -> Any:
@@ -72,6 +77,13 @@ async def purge_webhook_deliveries(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     async with unit_of_work(ctx["sessionmaker"]) as session:
         return await ingest_repo.purge_deliveries(session, settings.worker.webhook_retention_days)
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Hourly: forget idempotency keys past their retention (at least 24 h)."""
+    settings: Settings = ctx["settings"]
+    async with unit_of_work(ctx["sessionmaker"]) as session:
+        return await idempotency.purge(session, settings.api.idempotency_keep_hours)
 
 
 async def nightly_customer_value(ctx: dict[str, Any]) -> int:
@@ -122,13 +134,30 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["inbox_task"] = asyncio.create_task(
         inbox.drain_forever(sessionmaker, interval_s=settings.worker.inbox_interval_s)
     )
+    # Outbound webhooks: deliveries written by emit() in committed transactions.
+    policy = delivery.Policy(
+        timeout_s=settings.worker.outbound_timeout_s,
+        max_attempts=settings.worker.outbound_max_attempts,
+        backoff_base_s=settings.worker.outbound_backoff_base_s,
+    )
+    ctx["http"] = httpx.AsyncClient(
+        timeout=settings.worker.outbound_timeout_s, follow_redirects=False
+    )
+    ctx["outbound_task"] = asyncio.create_task(
+        delivery.deliver_forever(
+            sessionmaker, ctx["http"], policy, interval_s=settings.worker.outbound_interval_s
+        )
+    )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for name in ("relay_task", "inbox_task"):
+    for name in ("relay_task", "inbox_task", "outbound_task"):
         task: asyncio.Task[None] | None = ctx.get(name)
         if task:
             task.cancel()
+    http: httpx.AsyncClient | None = ctx.get("http")
+    if http:
+        await http.aclose()
     engine: AsyncEngine | None = ctx.get("engine")
     if engine:
         await engine.dispose()
@@ -147,6 +176,7 @@ def build_worker(settings: Settings | None = None, **overrides: Any) -> Worker:
         "functions": [_arq_function(k) for k in KINDS],
         "cron_jobs": [
             cron(purge_webhook_deliveries, hour=3, minute=17),
+            cron(purge_idempotency_keys, minute=41),
             cron(nightly_customer_value, hour=2, minute=7),
             cron(scheduled_segment_refresh, minute=set(range(0, 60, 5))),
         ],

@@ -24,6 +24,8 @@ from shared.errors import DomainError
 from shared.jobs import repository
 from shared.jobs.queue import JobQueue
 from shared.jobs.schemas import TERMINAL, JobStatus
+from shared.outbound.emit import emit
+from shared.outbound.schemas import EventType
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ async def run(
             job.result = result
             job.error = None
             job.finished_at = utcnow()
+            await _announce(session, tenant_id, job_id, kind.name, JobStatus.succeeded)
     except _NoLongerRunning:
         log.info(
             "job cancelled while running; its work was rolled back", extra={"job_id": str(job_id)}
@@ -186,6 +189,19 @@ async def _finish(
         job.error = error
         if status in TERMINAL:
             job.finished_at = utcnow()
+            await _announce(session, tenant_id, job_id, job.kind, status)
+
+
+async def _announce(
+    session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UUID, kind: str, status: str
+) -> None:
+    """`job.finished` to the store's webhook endpoints, in the transaction that finishes it."""
+    await emit(
+        session,
+        tenant_id,
+        EventType.job_finished,
+        {"job_id": str(job_id), "kind": kind, "status": str(status)},
+    )
 
 
 async def _requeue_unless_cancelled(
