@@ -36,6 +36,9 @@ class WorkerSettings(BaseModel):
     # longer than a request's 30 s.
     statement_timeout_ms: int = 900_000
     max_tries: int = 3
+    # Seconds a stopping worker lets running jobs finish before handing them back (keep it
+    # under the orchestrator's grace period: docker compose gives the worker 60 s).
+    shutdown_grace_s: int = 45
     outbox_interval_s: float = 1.0
     outbox_min_age_s: float = 2.0
     inbox_interval_s: float = 0.2

@@ -44,7 +44,7 @@ def _fast(settings, **worker):
 
 @asynccontextmanager
 async def _running_worker(worker_factory, settings) -> AsyncIterator[None]:
-    worker = worker_factory(settings=settings)
+    worker = worker_factory(settings=settings, cron_jobs=[])
     task = asyncio.create_task(worker.main())
     try:
         yield

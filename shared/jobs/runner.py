@@ -95,10 +95,11 @@ async def run(
     tenant_id: uuid.UUID,
     queue: JobQueue | None = None,
 ) -> None:
-    claimed = await _claim(sessionmaker, tenant_id, job_id)
+    claimed = await _claim(sessionmaker, tenant_id, job_id, kind.max_tries)
     if claimed is None:
         return
     params, attempt = claimed
+    started = time.monotonic()
     throttle = _Throttle(every_s=0.5)
 
     async def report(progress: float) -> None:
@@ -125,8 +126,14 @@ async def run(
             "job cancelled while running; its work was rolled back", extra={"job_id": str(job_id)}
         )
     except asyncio.CancelledError:
-        # arq aborts (a cancel) or the worker shuts down: hand the job back unless cancelled.
-        await asyncio.shield(_requeue_unless_cancelled(sessionmaker, tenant_id, job_id))
+        # Three causes. A cancel through the API: the row already says so, nothing to do. The
+        # job's timeout (arq cancels it): failed. The worker shutting down: handed back to the
+        # queue, the interrupted attempt not counted, so the next worker runs it afresh.
+        if time.monotonic() - started >= kind.timeout_s * 0.99:
+            error = {"type": "timeout", "detail": f"The job ran over {kind.timeout_s} s."}
+            await _to_the_end(_finish(sessionmaker, tenant_id, job_id, JobStatus.failed, error))
+        else:
+            await _to_the_end(_requeue_unless_cancelled(sessionmaker, tenant_id, job_id))
         raise
     except (Retryable, *TRANSIENT) as exc:
         if attempt < kind.max_tries and not _is_data_error(exc):
@@ -140,6 +147,18 @@ async def run(
 
 class _NoLongerRunning(Exception):
     pass
+
+
+async def _to_the_end(work: Awaitable[None]) -> None:
+    """Finish `work` even if this task is cancelled again meanwhile (arq cancels a stopping
+    worker's jobs, then cancels them once more in `close()`): a hand-back cut short would
+    leave the row saying `running`."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            continue
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -161,11 +180,24 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 
 async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, job_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    max_tries: int,
 ) -> tuple[dict[str, Any], int] | None:
     async with unit_of_work(sessionmaker, tenant_id) as session:
         job = await repository.get(session, tenant_id, job_id, for_update=True)
         if job is None or job.status in TERMINAL:
+            return None
+        if job.attempts >= max_tries:
+            # Every attempt so far was lost with its worker (killed, out of memory): stop.
+            job.status = JobStatus.failed
+            job.error = {
+                "type": "attempts-exhausted",
+                "detail": f"The job was interrupted {job.attempts} times without finishing.",
+            }
+            job.finished_at = utcnow()
+            await _announce(session, tenant_id, job_id, job.kind, JobStatus.failed)
             return None
         job.status = JobStatus.running
         job.attempts += 1
@@ -208,6 +240,12 @@ async def _requeue_unless_cancelled(
     sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, job_id: uuid.UUID
 ) -> None:
     try:
-        await _finish(sessionmaker, tenant_id, job_id, JobStatus.queued, None)
+        async with unit_of_work(sessionmaker, tenant_id) as session:
+            job = await repository.get(session, tenant_id, job_id, for_update=True)
+            if job is None or job.status != JobStatus.running:
+                return
+            job.status = JobStatus.queued
+            job.progress = 0.0
+            job.attempts = max(job.attempts - 1, 0)
     except Exception:
         log.exception("could not hand the job back", extra={"job_id": str(job_id)})
