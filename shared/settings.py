@@ -61,7 +61,7 @@ class ApiSettings(BaseModel):
     # Idempotency keys are kept this long (never less than 24 h), then purged by the worker.
     idempotency_keep_hours: int = 24
     # Requests per minute per API key, unless the key sets its own; 0 turns the limit off.
-    rate_limit_per_minute: int = 1200
+    rate_limit_per_minute: int = 30_000
     # After a webhook secret is rotated the previous one is still accepted this long.
     webhook_secret_overlap_hours: float = 24.0
 
