@@ -37,6 +37,12 @@ async def _deliveries(client, tenant, endpoint_id) -> list[dict]:
     return r.json()["items"]
 
 
+async def _delivered(client, tenant, endpoint_id):
+    """The receiver's answer is recorded too (it lands just after the receiver got it)."""
+    items = await _deliveries(client, tenant, endpoint_id)
+    return bool(items) and all(d["status"] == "succeeded" for d in items)
+
+
 def _fast(settings, **worker):
     opts = {"outbound_interval_s": 0.05, "outbound_backoff_base_s": 0.1, **worker}
     return settings.model_copy(update={"worker": settings.worker.model_copy(update=opts)})
@@ -61,7 +67,7 @@ async def test_job_finished_reaches_a_subscribed_endpoint_signed(
         receiver.secret = endpoint["secret"]
         job_id = await create_job(app.state.queue, tenant.tenant_id)
         async with _running_worker(worker_factory, _fast(settings)):
-            await poll(lambda: _async(receiver.received))
+            await poll(lambda: _delivered(client, tenant, endpoint["id"]))
         assert receiver.bad_signatures == 0
         (message,) = receiver.received
         assert message["type"] == "job.finished"
@@ -86,7 +92,7 @@ async def test_a_failing_receiver_gets_retries_until_it_answers(
         receiver.secret = endpoint["secret"]
         await create_job(app.state.queue, tenant.tenant_id)
         async with _running_worker(worker_factory, _fast(settings)):
-            await poll(lambda: _async(receiver.received))
+            await poll(lambda: _delivered(client, tenant, endpoint["id"]))
         assert receiver.requests == 3
         (delivery,) = await _deliveries(client, tenant, endpoint["id"])
         assert (delivery["status"], delivery["attempts"]) == ("succeeded", 3)
@@ -139,7 +145,7 @@ async def test_segment_refresh_announces_membership_changes(
             headers=h,
         )
         async with _running_worker(worker_factory, _fast(settings)):
-            await poll(lambda: _async(receiver.received))
+            await poll(lambda: _delivered(client, tenant, endpoint["id"]))
         (message,) = receiver.received
         assert message["type"] == "segment.membership_changed"
         assert message["data"]["segment_id"] == seg.json()["id"]
@@ -207,6 +213,3 @@ async def test_endpoint_crud_secret_shown_once_and_tenant_scoped(client, tenant,
     ).status_code == 204
     assert_problem(await client.get(f"/v1/webhook-endpoints/{created['id']}", headers=h), 404)
 
-
-async def _async(value):
-    return value
