@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import text
 
+from shared.db.engine import app_url, make_engine, make_sessionmaker, unit_of_work
+from shared.idempotency import purge
 from tests.factories.store import customer
 from tests.helpers import auth
 from tests.test_auth import assert_problem
@@ -103,9 +103,6 @@ async def test_keys_are_per_tenant(client, tenant, make_tenant, owner_engine):
 async def test_a_key_older_than_the_retention_is_new_again_and_purged(
     client, tenant, owner_engine, settings
 ):
-    from shared.db.engine import make_sessionmaker, unit_of_work
-    from shared.idempotency import purge
-
     h = _h(tenant, "old")
     await client.post("/v1/customers", json=customer("c-1"), headers=h)
     await client.post("/v1/customers", json=customer("c-2"), headers=_h(tenant, "fresh"))
@@ -128,10 +125,7 @@ async def test_a_key_older_than_the_retention_is_new_again_and_purged(
             text("UPDATE idempotency_keys SET created_at = now() WHERE key = 'fresh'")
         )
     # The worker's purge (an app-role function across tenants) drops what is past 24 h only.
-    app_engine_url = settings
-    from shared.db.engine import app_url, make_engine
-
-    engine = make_engine(app_url(app_engine_url), settings, pool_size=1)
+    engine = make_engine(app_url(settings), settings, pool_size=1)
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
             assert await purge(session, 1) == 1  # asks for 1 h, gets the 24 h floor
@@ -180,4 +174,3 @@ async def test_every_create_documents_the_header_and_the_409(app):
             if method == "post" and ({"201", "202"} & set(op["responses"])):
                 assert (path, method) in documented, path
     assert creates <= documented
-    assert uuid  # noqa: B018

@@ -163,6 +163,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     http: httpx.AsyncClient | None = ctx.get("http")
     if http:
         await http.aclose()
+    await runner.settle()
     engine: AsyncEngine | None = ctx.get("engine")
     if engine:
         await engine.dispose()

@@ -102,10 +102,15 @@ async def run(
     started = time.monotonic()
     throttle = _Throttle(every_s=0.5)
 
+    async def write_progress(progress: float) -> None:
+        async with unit_of_work(sessionmaker, tenant_id) as s:
+            await repository.set_progress(s, tenant_id, job_id, progress)
+
     async def report(progress: float) -> None:
+        # Never cut a progress write short: its row lock would outlive the cancel and hold up
+        # the hand-back that follows it.
         if throttle.ready(progress):
-            async with unit_of_work(sessionmaker, tenant_id) as s:
-                await repository.set_progress(s, tenant_id, job_id, progress)
+            await _to_the_end(write_progress(progress))
 
     try:
         async with unit_of_work(sessionmaker, tenant_id) as session:
@@ -149,16 +154,32 @@ class _NoLongerRunning(Exception):
     pass
 
 
+# Hand-backs and failure records still being written: a stopping worker waits for them before
+# closing its database engine (arq may stop waiting for a cancelled job before they finish).
+_SETTLING: set[asyncio.Future[None]] = set()
+
+
+async def settle(timeout_s: float = 10.0) -> None:
+    """Wait (bounded) for the job-row updates of interrupted jobs to be written."""
+    if _SETTLING:
+        await asyncio.wait(set(_SETTLING), timeout=timeout_s)
+
+
 async def _to_the_end(work: Awaitable[None]) -> None:
-    """Finish `work` even if this task is cancelled again meanwhile (arq cancels a stopping
-    worker's jobs, then cancels them once more in `close()`): a hand-back cut short would
-    leave the row saying `running`."""
+    """Finish `work` even if this task is cancelled meanwhile (arq cancels a stopping worker's
+    jobs, then cancels them once more in `close()`): a write cut short would leave the row
+    saying `running`, or hold its lock. A cancel that arrived is raised once `work` is done."""
     task = asyncio.ensure_future(work)
+    _SETTLING.add(task)
+    task.add_done_callback(_SETTLING.discard)
+    cancelled = False
     while not task.done():
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            continue
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _is_data_error(exc: BaseException) -> bool:
