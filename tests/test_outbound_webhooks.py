@@ -212,4 +212,3 @@ async def test_endpoint_crud_secret_shown_once_and_tenant_scoped(client, tenant,
         await client.delete(f"/v1/webhook-endpoints/{created['id']}", headers=h)
     ).status_code == 204
     assert_problem(await client.get(f"/v1/webhook-endpoints/{created['id']}", headers=h), 404)
-
