@@ -23,6 +23,9 @@ from shared.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
+# After Redis fails to answer, requests are let through unchecked for this long.
+DOWN_PAUSE_S = 5.0
+
 # KEYS[1] current window, KEYS[2] previous window; ARGV: limit, window_ms, elapsed_ms.
 # Returns {allowed (0/1), estimated count}. A refused request is not counted.
 _SCRIPT = """
@@ -57,6 +60,8 @@ class Decision:
     allowed: bool
     remaining: int
     retry_after_s: int
+    # Seconds until the current window ends.
+    reset_s: int = 0
 
 
 class RateLimiter:
@@ -64,6 +69,7 @@ class RateLimiter:
         self.redis = redis
         self.prefix = prefix
         self._script = redis.register_script(_SCRIPT)
+        self._down_until = 0.0
 
     async def hit(self, key: str, limit: Limit, *, now: float | None = None) -> Decision:
         """Count one request against `key` (an id or a hash, never personal data)."""
@@ -73,19 +79,24 @@ class RateLimiter:
         index = now_ms // window_ms
         elapsed = now_ms - index * window_ms
         keys = [f"{self.prefix}:{key}:{index}", f"{self.prefix}:{key}:{index - 1}"]
+        if time.monotonic() < self._down_until:
+            return Decision(True, limit.requests, 0)
         try:
             allowed, estimate = await self._script(
                 keys=keys, args=[limit.requests, window_ms, elapsed]
             )
         except (RedisError, OSError) as exc:
+            # Every keyed request passes here: while Redis is away, do not make each of them
+            # wait for a connection timeout; try again after a pause.
+            self._down_until = time.monotonic() + DOWN_PAUSE_S
             log.warning("rate limit not checked, Redis unavailable: %s", type(exc).__name__)
             return Decision(True, limit.requests, 0)
+        reset_s = max(1, math.ceil((window_ms - elapsed) / 1000))
         if allowed:
-            return Decision(True, max(limit.requests - int(estimate), 0), 0)
+            return Decision(True, max(limit.requests - int(estimate), 0), 0, reset_s)
         # The earliest moment the weighted estimate drops below the limit again is at most
         # the end of the current window.
-        retry_ms = window_ms - elapsed
-        return Decision(False, 0, max(1, math.ceil(retry_ms / 1000)))
+        return Decision(False, 0, reset_s, reset_s)
 
     async def check(self, key: str, limit: Limit, what: str) -> Decision:
         """Like `hit`, but raise 429 problem+json with `Retry-After` when over the limit."""

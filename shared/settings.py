@@ -44,11 +44,20 @@ class WorkerSettings(BaseModel):
     # -9, OOM) to another worker only after the longest timeout + 10 s: an hour with the
     # import's. Deployments that would rather re-run sooner (and the fault tests) lower it.
     max_job_timeout_s: int | None = None
+    # Seconds a stopping worker lets running jobs finish before handing them back (keep it
+    # under the orchestrator's grace period: docker compose gives the worker 60 s).
+    shutdown_grace_s: int = 45
     outbox_interval_s: float = 1.0
     outbox_min_age_s: float = 2.0
     inbox_interval_s: float = 0.2
     # Delivery ids are remembered this long (never less than 3 days) to drop replays.
     webhook_retention_days: int = 7
+    # Outbound webhooks: how often due deliveries are looked for, how long a receiver gets to
+    # answer, and how many attempts (with exponential backoff) before a delivery is failed.
+    outbound_interval_s: float = 1.0
+    outbound_timeout_s: float = 10.0
+    outbound_max_attempts: int = 8
+    outbound_backoff_base_s: float = 30.0
 
 
 class ApiSettings(BaseModel):
@@ -60,6 +69,12 @@ class ApiSettings(BaseModel):
     # The public survey answering routes (no API key): requests per minute.
     survey_token_limit_per_minute: int = 30
     survey_ip_limit_per_minute: int = 120
+    # Idempotency keys are kept this long (never less than 24 h), then purged by the worker.
+    idempotency_keep_hours: int = 24
+    # Requests per minute per API key, unless the key sets its own; 0 turns the limit off.
+    rate_limit_per_minute: int = 30_000
+    # After a webhook secret is rotated the previous one is still accepted this long.
+    webhook_secret_overlap_hours: float = 24.0
 
 
 class Settings(BaseSettings):

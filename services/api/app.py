@@ -16,6 +16,8 @@ from services.api.deps import refuse_nul_parameters
 from services.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from services.api.routers import (
     analyses,
+    api_keys,
+    audit_log,
     customers,
     events,
     funnels,
@@ -30,6 +32,8 @@ from services.api.routers import (
     segmentations,
     segments,
     surveys,
+    webhook_endpoints,
+    webhook_secrets,
     webhooks,
 )
 from shared.db.engine import app_url, make_engine, make_sessionmaker
@@ -53,6 +57,10 @@ API_ROUTERS = (
     funnels.router,
     paths.router,
     jobs.router,
+    api_keys.router,
+    audit_log.router,
+    webhook_secrets.router,
+    webhook_endpoints.router,
 )
 
 
@@ -88,7 +96,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.api.cors_origins,
         allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-        expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        expose_headers=[
+            "Location",
+            "X-Request-ID",
+            "Retry-After",
+            "Idempotent-Replayed",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
         max_age=600,
     )
     app.add_middleware(

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.engine import run_after_commit
-from shared.errors import FieldError, Forbidden, InvalidInput, Unauthorized
+from shared.errors import FieldError, Forbidden, InvalidInput, TooManyRequests, Unauthorized
 from shared.jobs.queue import JobQueue
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import Limit, RateLimiter
 from shared.tenants import service as tenants
 from shared.tenants.schemas import Principal, Scope
 
@@ -58,15 +58,40 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api 
 
 
 async def get_principal(
+    request: Request,
+    response: Response,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The calling key, counted against its rate limit (per key, shared by every API process
+    through Redis): over it, 429 with `Retry-After`. Every answer carries `RateLimit-Limit`,
+    `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window turns)."""
     if credentials is None:
         raise Unauthorized(
             "Send an API key: `Authorization: Bearer <key>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await tenants.authenticate(session, credentials.credentials)
+    principal = await tenants.authenticate(session, credentials.credentials)
+    per_minute = (
+        principal.rate_limit_per_minute or request.app.state.settings.api.rate_limit_per_minute
+    )
+    if per_minute > 0:
+        limiter: RateLimiter = request.app.state.ratelimiter
+        limit = Limit(requests=per_minute, window_s=60)
+        decision = await limiter.hit(f"key:{principal.key_id}", limit)
+        headers = {
+            "RateLimit-Limit": str(per_minute),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(decision.reset_s),
+        }
+        if not decision.allowed:
+            raise TooManyRequests(
+                f"Too many requests for this API key: the limit is {limit}. "
+                f"Retry after {decision.retry_after_s} s.",
+                headers={**headers, "Retry-After": str(decision.retry_after_s)},
+            )
+        response.headers.update(headers)
+    return principal
 
 
 def require(scope: Scope) -> object:

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.schemas import CustomerValueRead
+from shared.audit import service as audit
 from shared.customers import repository, stats
 from shared.customers.schemas import (
     FACT_GROUPS,
@@ -200,6 +201,7 @@ async def patch(
     session: AsyncSession, tenant_id: uuid.UUID, raw: str, data: CustomerPatch
 ) -> Customer:
     customer = await resolve(session, tenant_id, raw)
+    audit.note_object(customer.id)
     fields = sorted(data.model_fields_set)
     if fields:
         values = data.model_dump(include=set(fields))
@@ -217,6 +219,7 @@ async def patch(
 
 async def erase(session: AsyncSession, tenant_id: uuid.UUID, raw: str) -> None:
     customer = await resolve(session, tenant_id, raw)
+    audit.note_object(customer.id)
     await repository.erase(session, tenant_id, customer)
     if customer.referred_by:
         await stats.refresh_referrals(session, tenant_id, {customer.referred_by})

@@ -36,7 +36,7 @@ from shared.ingest.schemas import (
     WebhookType,
 )
 from shared.ingest.signing import InvalidSignature, verify_shopify, verify_standard
-from shared.tenants import repository as tenants_repo
+from shared.tenants import service as tenants
 
 SOURCES = ("generic", "shopify")
 _UNAUTHORIZED = "The webhook signature is missing or not valid."
@@ -57,24 +57,6 @@ def _json(body: bytes) -> Any:
         raise InvalidInput("The body is not valid JSON (UTF-8).") from None
 
 
-# Webhook secrets change rarely and every delivery needs one: keep them briefly in memory.
-SECRET_TTL_S = 30.0
-_secrets: dict[uuid.UUID, tuple[str | None, float]] = {}
-
-
-async def _secret(session: AsyncSession, tenant_id: uuid.UUID) -> str | None:
-    cached = _secrets.get(tenant_id)
-    now = time.monotonic()
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    tenant = await tenants_repo.get_tenant(session, tenant_id)
-    secret = tenant.webhook_secret if tenant is not None else None
-    if len(_secrets) > 10_000:
-        _secrets.clear()
-    _secrets[tenant_id] = (secret, now + SECRET_TTL_S)
-    return secret
-
-
 async def authenticate(
     session: AsyncSession,
     source: str,
@@ -88,10 +70,9 @@ async def authenticate(
     except ValueError:
         raise Unauthorized(_UNAUTHORIZED) from None
     await set_tenant(session, tenant_id)
-    secret = await _secret(session, tenant_id)
-    if secret is None or source not in SOURCES:
+    secrets = await tenants.webhook_secrets(session, tenant_id)
+    if not secrets or source not in SOURCES:
         raise Unauthorized(_UNAUTHORIZED)
-    secrets = [secret]
     try:
         if source == "generic":
             delivery_id = verify_standard(secrets, headers, body, now=time.time())

@@ -24,6 +24,8 @@ from shared.errors import DomainError
 from shared.jobs import repository
 from shared.jobs.queue import JobQueue
 from shared.jobs.schemas import TERMINAL, JobStatus
+from shared.outbound.emit import emit
+from shared.outbound.schemas import EventType
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +95,22 @@ async def run(
     tenant_id: uuid.UUID,
     queue: JobQueue | None = None,
 ) -> None:
-    claimed = await _claim(sessionmaker, tenant_id, job_id)
+    claimed = await _claim(sessionmaker, tenant_id, job_id, kind.max_tries)
     if claimed is None:
         return
     params, attempt = claimed
+    started = time.monotonic()
     throttle = _Throttle(every_s=0.5)
 
+    async def write_progress(progress: float) -> None:
+        async with unit_of_work(sessionmaker, tenant_id) as s:
+            await repository.set_progress(s, tenant_id, job_id, progress)
+
     async def report(progress: float) -> None:
+        # Never cut a progress write short: its row lock would outlive the cancel and hold up
+        # the hand-back that follows it.
         if throttle.ready(progress):
-            async with unit_of_work(sessionmaker, tenant_id) as s:
-                await repository.set_progress(s, tenant_id, job_id, progress)
+            await _to_the_end(write_progress(progress))
 
     try:
         async with unit_of_work(sessionmaker, tenant_id) as session:
@@ -117,13 +125,20 @@ async def run(
             job.result = result
             job.error = None
             job.finished_at = utcnow()
+            await _announce(session, tenant_id, job_id, kind.name, JobStatus.succeeded)
     except _NoLongerRunning:
         log.info(
             "job cancelled while running; its work was rolled back", extra={"job_id": str(job_id)}
         )
     except asyncio.CancelledError:
-        # arq aborts (a cancel) or the worker shuts down: hand the job back unless cancelled.
-        await asyncio.shield(_requeue_unless_cancelled(sessionmaker, tenant_id, job_id))
+        # Three causes. A cancel through the API: the row already says so, nothing to do. The
+        # job's timeout (arq cancels it): failed. The worker shutting down: handed back to the
+        # queue, the interrupted attempt not counted, so the next worker runs it afresh.
+        if time.monotonic() - started >= kind.timeout_s * 0.99:
+            error = {"type": "timeout", "detail": f"The job ran over {kind.timeout_s} s."}
+            await _to_the_end(_finish(sessionmaker, tenant_id, job_id, JobStatus.failed, error))
+        else:
+            await _to_the_end(_requeue_unless_cancelled(sessionmaker, tenant_id, job_id))
         raise
     except (Retryable, *TRANSIENT) as exc:
         if attempt < kind.max_tries and not _is_data_error(exc):
@@ -137,6 +152,34 @@ async def run(
 
 class _NoLongerRunning(Exception):
     pass
+
+
+# Hand-backs and failure records still being written: a stopping worker waits for them before
+# closing its database engine (arq may stop waiting for a cancelled job before they finish).
+_SETTLING: set[asyncio.Future[None]] = set()
+
+
+async def settle(timeout_s: float = 10.0) -> None:
+    """Wait (bounded) for the job-row updates of interrupted jobs to be written."""
+    if _SETTLING:
+        await asyncio.wait(set(_SETTLING), timeout=timeout_s)
+
+
+async def _to_the_end(work: Awaitable[None]) -> None:
+    """Finish `work` even if this task is cancelled meanwhile (arq cancels a stopping worker's
+    jobs, then cancels them once more in `close()`): a write cut short would leave the row
+    saying `running`, or hold its lock. A cancel that arrived is raised once `work` is done."""
+    task = asyncio.ensure_future(work)
+    _SETTLING.add(task)
+    task.add_done_callback(_SETTLING.discard)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -158,11 +201,24 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 
 async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, job_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: uuid.UUID,
+    job_id: uuid.UUID,
+    max_tries: int,
 ) -> tuple[dict[str, Any], int] | None:
     async with unit_of_work(sessionmaker, tenant_id) as session:
         job = await repository.get(session, tenant_id, job_id, for_update=True)
         if job is None or job.status in TERMINAL:
+            return None
+        if job.attempts >= max_tries:
+            # Every attempt so far was lost with its worker (killed, out of memory): stop.
+            job.status = JobStatus.failed
+            job.error = {
+                "type": "attempts-exhausted",
+                "detail": f"The job was interrupted {job.attempts} times without finishing.",
+            }
+            job.finished_at = utcnow()
+            await _announce(session, tenant_id, job_id, job.kind, JobStatus.failed)
             return None
         job.status = JobStatus.running
         job.attempts += 1
@@ -186,12 +242,31 @@ async def _finish(
         job.error = error
         if status in TERMINAL:
             job.finished_at = utcnow()
+            await _announce(session, tenant_id, job_id, job.kind, status)
+
+
+async def _announce(
+    session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UUID, kind: str, status: str
+) -> None:
+    """`job.finished` to the store's webhook endpoints, in the transaction that finishes it."""
+    await emit(
+        session,
+        tenant_id,
+        EventType.job_finished,
+        {"job_id": str(job_id), "kind": kind, "status": str(status)},
+    )
 
 
 async def _requeue_unless_cancelled(
     sessionmaker: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID, job_id: uuid.UUID
 ) -> None:
     try:
-        await _finish(sessionmaker, tenant_id, job_id, JobStatus.queued, None)
+        async with unit_of_work(sessionmaker, tenant_id) as session:
+            job = await repository.get(session, tenant_id, job_id, for_update=True)
+            if job is None or job.status != JobStatus.running:
+                return
+            job.status = JobStatus.queued
+            job.progress = 0.0
+            job.attempts = max(job.attempts - 1, 0)
     except Exception:
         log.exception("could not hand the job back", extra={"job_id": str(job_id)})

@@ -9,6 +9,7 @@ from shared.models.funnel import Funnel, FunnelRun
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.interview import Interview
 from shared.models.job import Job, JobOutbox
+from shared.models.ops import AuditEntry, IdempotencyKey, OutboundDelivery, WebhookEndpoint
 from shared.models.order import Order, OrderItem
 from shared.models.persona import Persona, PersonaVersion
 from shared.models.segment import Segment, Segmentation, SegmentMember
@@ -50,10 +51,15 @@ TENANT_TABLES = (
     "persona_versions",
     "funnels",
     "funnel_runs",
+    "idempotency_keys",
+    "audit_log",
+    "webhook_endpoints",
+    "outbound_deliveries",
 )
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Customer",
     "CustomerValue",
@@ -61,6 +67,7 @@ __all__ = [
     "CustomerIdentity",
     "Funnel",
     "FunnelRun",
+    "IdempotencyKey",
     "ImportChunk",
     "Interview",
     "Job",
@@ -69,6 +76,7 @@ __all__ = [
     "OrderItem",
     "Persona",
     "PersonaVersion",
+    "OutboundDelivery",
     "Segment",
     "SegmentMember",
     "Segmentation",
@@ -82,5 +90,6 @@ __all__ = [
     "Tombstone",
     "ValueRun",
     "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookInbox",
 ]

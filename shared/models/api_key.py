@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, DateTime, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ARRAY, DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import NOW, Base, new_id
@@ -27,4 +27,6 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Requests per minute for this key; NULL means the configured default.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -24,4 +24,7 @@ class Tenant(Base):
     survey_answers_override_store: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default="false"
     )
+    # After a rotation the previous secret stays accepted until this moment.
+    previous_webhook_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)

@@ -20,6 +20,8 @@ from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue
 from shared.jobs.runner import JobKind, JobRun
 from shared.models import Customer, Segment
+from shared.outbound.emit import emit
+from shared.outbound.schemas import EventType
 from shared.segments import conditions, repository
 from shared.segments.schemas import (
     CustomerBrief,
@@ -304,6 +306,19 @@ async def refresh(
     ids = repository.matching(tenant_id, compiled(segment.condition, tenant_id))
     size, entered, left = await repository.replace_members(session, tenant_id, segment.id, ids, now)
     segment.size, segment.refreshed_at = size, now
+    if entered or left:
+        await emit(
+            session,
+            tenant_id,
+            EventType.segment_membership_changed,
+            {
+                "segment_id": str(segment.id),
+                "size": size,
+                "entered": entered,
+                "left": left,
+                "refreshed_at": now.isoformat(),
+            },
+        )
     return {"segment_id": str(segment.id), "size": size, "entered": entered, "left": left}
 
 

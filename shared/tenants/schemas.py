@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Scope(StrEnum):
@@ -43,6 +44,40 @@ class Principal:
     tenant_id: uuid.UUID
     key_id: uuid.UUID
     scopes: frozenset[Scope]
+    # This key's own requests-per-minute limit; None means the configured default.
+    rate_limit_per_minute: int | None = None
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Default: the server's setting."
+    )
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[Scope]
+    rate_limit_per_minute: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The full key: shown only now, Portrait keeps a hash.")
+
+
+class WebhookSecretRotated(BaseModel):
+    webhook_secret: str = Field(description="The new secret: shown only now.")
+    previous_valid_until: datetime = Field(
+        description="Until then deliveries signed with the previous secret are accepted too."
+    )

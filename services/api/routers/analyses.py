@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from shared.analytics import value
 from shared.analytics.schemas import CustomerValueRequest, ValueSummary
 from shared.jobs import service as jobs
 from shared.jobs.schemas import JobRead
 
-router = APIRouter(prefix="/v1/analyses", tags=["analyses"])
+router = APIRouter(route_class=Route, prefix="/v1/analyses", tags=["analyses"])
 
 
-@router.post("/customer-value", response_model=JobRead, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/customer-value",
+    response_model=JobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Idempotent, Audited],
+)
 async def create_customer_value(
     data: CustomerValueRequest,
     session: SessionDep,

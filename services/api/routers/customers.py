@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.pagination import Page, page_params
 from services.api.problems import responses
 from shared.customers import service as customers
@@ -26,7 +29,7 @@ from shared.customers.schemas import (
 )
 from shared.errors import InvalidInput
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(route_class=Route, prefix="/v1/customers", tags=["customers"])
 
 
 @router.post(
@@ -34,6 +37,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
     response_model=CustomerUpserted,
     status_code=status.HTTP_200_OK,
     responses={201: {"model": CustomerUpserted, "description": "Created"}},
+    dependencies=[Idempotent, Audited],
 )
 async def create(
     data: CustomerIn, session: SessionDep, principal: WriteKey, response: Response
@@ -92,7 +96,9 @@ async def get(customer_id: str, session: SessionDep, principal: ReadKey) -> Cust
     return await customers.profile(session, principal.tenant_id, customer_id)
 
 
-@router.patch("/{customer_id}", response_model=CustomerRead, responses=responses(404))
+@router.patch(
+    "/{customer_id}", response_model=CustomerRead, responses=responses(404), dependencies=[Audited]
+)
 async def update(
     customer_id: str, data: CustomerPatch, session: SessionDep, principal: WriteKey
 ) -> CustomerRead:
@@ -101,7 +107,12 @@ async def update(
     return await customers.profile(session, principal.tenant_id, str(customer.id))
 
 
-@router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404),
+    dependencies=[Audited],
+)
 async def delete(customer_id: str, session: SessionDep, principal: WriteKey) -> Response:
     """Erase the customer and everything tied to them; only a digest of the external id is
     kept, so a late webhook cannot bring them back."""

@@ -6,12 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, status
 
+from services.api.auditing import Audited
 from services.api.deps import SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.problems import responses
 from shared.ingest import service as ingest
 from shared.ingest.schemas import EventBatch, EventIn, EventsAccepted, IdentifyIn
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(route_class=Route, prefix="/v1", tags=["events"])
 
 
 @router.post(
@@ -19,6 +22,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
     response_model=EventsAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     responses=responses(413),
+    dependencies=[Idempotent, Audited],
 )
 async def create(
     data: Annotated[EventIn | EventBatch, Body()], session: SessionDep, principal: WriteKey
@@ -29,7 +33,12 @@ async def create(
     return await ingest.ingest_events(session, principal.tenant_id, events)
 
 
-@router.post("/identify", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
+@router.post(
+    "/identify",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404),
+    dependencies=[Audited],
+)
 async def identify(data: IdentifyIn, session: SessionDep, principal: WriteKey) -> None:
     """Tie an anonymous visitor to a customer: their earlier events join the profile."""
     await ingest.identify(session, principal.tenant_id, data)

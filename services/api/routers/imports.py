@@ -6,13 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.problems import responses
 from shared.ingest import service as ingest
 from shared.ingest.imports import ImportFormat, ImportKind
 from shared.jobs.schemas import JobRead
 
-router = APIRouter(prefix="/v1/imports", tags=["imports"])
+router = APIRouter(route_class=Route, prefix="/v1/imports", tags=["imports"])
 
 _FORMATS = {
     "text/csv": ImportFormat.csv,
@@ -35,6 +38,7 @@ _FORMATS = {
             "content": {"text/csv": {}, "application/x-ndjson": {}},
         }
     },
+    dependencies=[Idempotent, Audited],
 )
 async def create(
     request: Request,

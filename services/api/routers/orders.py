@@ -6,7 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.pagination import Page, PageDep
 from services.api.problems import responses
 from shared.customers import service as customers
@@ -15,13 +18,14 @@ from shared.ingest import service as ingest
 from shared.ingest.schemas import IngestOutcome, OrderIn, OrderRead, OrderStatus, OrderUpserted
 from shared.validation import Instant
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(route_class=Route, prefix="/v1/orders", tags=["orders"])
 
 
 @router.post(
     "",
     response_model=OrderUpserted,
     responses={201: {"model": OrderUpserted, "description": "Created"}},
+    dependencies=[Idempotent, Audited],
 )
 async def create(
     data: OrderIn, session: SessionDep, principal: WriteKey, response: Response

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.problems import responses
 from shared.segments import segmentation
 from shared.segments.segmentation import SegmentationCreate, SegmentationRead
 
-router = APIRouter(prefix="/v1/segmentations", tags=["segments"])
+router = APIRouter(route_class=Route, prefix="/v1/segmentations", tags=["segments"])
 
 
 @router.post(
@@ -17,6 +20,7 @@ router = APIRouter(prefix="/v1/segmentations", tags=["segments"])
     response_model=SegmentationRead,
     status_code=status.HTTP_202_ACCEPTED,
     responses=responses(409),
+    dependencies=[Idempotent, Audited],
 )
 async def create(
     data: SegmentationCreate,

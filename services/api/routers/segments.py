@@ -7,7 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.pagination import Page, PageDep
 from services.api.problems import responses
 from shared.jobs import service as jobs
@@ -27,7 +30,7 @@ from shared.segments.schemas import (
     SegmentUpdate,
 )
 
-router = APIRouter(prefix="/v1/segments", tags=["segments"])
+router = APIRouter(route_class=Route, prefix="/v1/segments", tags=["segments"])
 
 
 @router.get("", response_model=Page[SegmentRead])
@@ -45,7 +48,12 @@ async def list_(
     return page.page([segments.to_read(s) for s in rows], lambda s: {"id": str(s.id)})
 
 
-@router.post("", response_model=SegmentRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=SegmentRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Idempotent, Audited],
+)
 async def create(
     data: SegmentCreate, session: SessionDep, principal: WriteKey, queue: QueueDep
 ) -> SegmentRead:
@@ -72,7 +80,9 @@ async def get(segment_id: str, session: SessionDep, principal: ReadKey) -> Segme
     return segments.to_read(await segments.get(session, principal.tenant_id, segment_id))
 
 
-@router.patch("/{segment_id}", response_model=SegmentRead, responses=responses(404))
+@router.patch(
+    "/{segment_id}", response_model=SegmentRead, responses=responses(404), dependencies=[Audited]
+)
 async def update(
     segment_id: str,
     data: SegmentUpdate,
@@ -84,7 +94,12 @@ async def update(
     return await segments.update(session, queue, principal.tenant_id, segment_id, data)
 
 
-@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
+@router.delete(
+    "/{segment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404),
+    dependencies=[Audited],
+)
 async def delete(segment_id: str, session: SessionDep, principal: WriteKey) -> Response:
     await segments.delete(session, principal.tenant_id, segment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -95,6 +110,7 @@ async def delete(segment_id: str, session: SessionDep, principal: WriteKey) -> R
     response_model=JobRead,
     status_code=status.HTTP_202_ACCEPTED,
     responses=responses(404),
+    dependencies=[Idempotent, Audited],
 )
 async def refresh(
     segment_id: str,

@@ -1,0 +1,1 @@
+"""The audit log: which API key changed or erased what, and when."""

@@ -1,0 +1,1 @@
+"""Outbound webhooks: a store's URLs for Portrait's events, signed deliveries, retries."""
