@@ -14,7 +14,13 @@ from tests.test_auth import assert_problem
 RULE = {"all": [{"fact": "country", "op": "eq", "value": "VN"}]}
 
 # Routes that take a POST but change nothing, so they leave no entry.
-READ_ONLY = {("POST", "/v1/segments/preview"), ("POST", "/v1/segments/compare")}
+READ_ONLY = {
+    ("POST", "/v1/segments/preview"),
+    ("POST", "/v1/segments/compare"),
+    # Respondents answering a survey: no API key, so no key to name (the response itself
+    # records when and through which invitation it came).
+    ("POST", "/v1/public/responses/{token}"),
+}
 
 
 async def _entries(client, tenant, **params) -> list[dict]:

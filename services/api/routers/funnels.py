@@ -7,7 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.pagination import Page, PageDep, encode_cursor
 from services.api.problems import responses
 from shared.errors import Conflict, FieldError, InvalidInput
@@ -27,7 +30,7 @@ from shared.jobs.schemas import JobRead
 from shared.segments import service as segments
 from shared.segments.schemas import SegmentRead
 
-router = APIRouter(prefix="/v1/funnels", tags=["funnels"])
+router = APIRouter(route_class=Route, prefix="/v1/funnels", tags=["funnels"])
 SVG = "image/svg+xml"
 
 
@@ -39,7 +42,12 @@ async def list_(session: SessionDep, principal: ReadKey, page: PageDep) -> Page[
     return page.page([funnels.to_read(f) for f in rows], lambda f: {"id": str(f.id)})
 
 
-@router.post("", response_model=FunnelRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=FunnelRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Idempotent, Audited],
+)
 async def create(data: FunnelCreate, session: SessionDep, principal: WriteKey) -> FunnelRead:
     """Define a funnel: 2 to 20 steps (an event name and optional property filters), the
     order (`ordered`, `strict`, `any`), a conversion window, exclusion events, a date range,
@@ -52,7 +60,9 @@ async def get(funnel_id: str, session: SessionDep, principal: ReadKey) -> Funnel
     return funnels.to_read(await funnels.get(session, principal.tenant_id, funnel_id))
 
 
-@router.patch("/{funnel_id}", response_model=FunnelRead, responses=responses(404))
+@router.patch(
+    "/{funnel_id}", response_model=FunnelRead, responses=responses(404), dependencies=[Audited]
+)
 async def update(
     funnel_id: str, data: FunnelUpdate, session: SessionDep, principal: WriteKey
 ) -> FunnelRead:
@@ -61,7 +71,12 @@ async def update(
     return await funnels.update(session, principal.tenant_id, funnel_id, data)
 
 
-@router.delete("/{funnel_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
+@router.delete(
+    "/{funnel_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404),
+    dependencies=[Audited],
+)
 async def delete(funnel_id: str, session: SessionDep, principal: WriteKey) -> Response:
     await funnels.delete(session, principal.tenant_id, funnel_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -72,6 +87,7 @@ async def delete(funnel_id: str, session: SessionDep, principal: WriteKey) -> Re
     response_model=RunAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     responses=responses(404),
+    dependencies=[Idempotent, Audited],
 )
 async def create_run(
     funnel_id: str,
@@ -173,6 +189,7 @@ def _cursor(i: int) -> str:
     response_model=SegmentRead,
     status_code=status.HTTP_201_CREATED,
     responses=responses(404, 409),
+    dependencies=[Idempotent, Audited],
 )
 async def save_dropoffs(
     funnel_id: str, run_id: str, data: DropoffsSave, session: SessionDep, principal: WriteKey

@@ -6,16 +6,24 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
 
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from shared.funnels import paths
 from shared.funnels.schemas import PathsRequest
 from shared.jobs import service as jobs
 from shared.jobs.schemas import JobRead
 
-router = APIRouter(prefix="/v1/paths", tags=["funnels"])
+router = APIRouter(route_class=Route, prefix="/v1/paths", tags=["funnels"])
 
 
-@router.post("", response_model=JobRead, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    response_model=JobRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Idempotent, Audited],
+)
 async def create(
     data: PathsRequest,
     session: SessionDep,

@@ -3,11 +3,12 @@ versions with drift, a printable card; and `/v1/customers/{id}/persona`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response, status
 
-from fastapi import APIRouter, Header, Response, status
-
+from services.api.auditing import Audited
 from services.api.deps import QueueDep, ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.pagination import Page, PageDep
 from services.api.problems import responses
 from shared.errors import FieldError, InvalidInput
@@ -24,8 +25,8 @@ from shared.personas.schemas import (
     VersionRead,
 )
 
-router = APIRouter(prefix="/v1/personas", tags=["personas"])
-customer_router = APIRouter(prefix="/v1/customers", tags=["personas"])
+router = APIRouter(route_class=Route, prefix="/v1/personas", tags=["personas"])
+customer_router = APIRouter(route_class=Route, prefix="/v1/customers", tags=["personas"])
 
 
 @router.post(
@@ -33,6 +34,7 @@ customer_router = APIRouter(prefix="/v1/customers", tags=["personas"])
     response_model=JobRead,
     status_code=status.HTTP_202_ACCEPTED,
     responses=responses(422),
+    dependencies=[Idempotent, Audited],
 )
 async def generate(
     data: GenerateRequest,
@@ -67,7 +69,9 @@ async def get(persona_id: str, session: SessionDep, principal: ReadKey) -> Perso
     return await personas.read(session, principal.tenant_id, persona_id)
 
 
-@router.patch("/{persona_id}", response_model=PersonaRead, responses=responses(404))
+@router.patch(
+    "/{persona_id}", response_model=PersonaRead, responses=responses(404), dependencies=[Audited]
+)
 async def update(
     persona_id: str, data: PersonaUpdate, session: SessionDep, principal: WriteKey
 ) -> PersonaRead:
@@ -76,7 +80,12 @@ async def update(
     return await personas.update(session, principal.tenant_id, persona_id, data)
 
 
-@router.delete("/{persona_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404))
+@router.delete(
+    "/{persona_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404),
+    dependencies=[Audited],
+)
 async def delete(persona_id: str, session: SessionDep, principal: WriteKey) -> Response:
     await personas.delete(session, principal.tenant_id, persona_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -117,10 +126,13 @@ async def card(
     persona_id: str,
     session: SessionDep,
     principal: ReadKey,
-    accept: Annotated[str | None, Header(max_length=1000)] = None,
+    request: Request,
 ) -> Response:
-    """The persona as a one-page card: `Accept: text/html` (default) or `text/markdown`."""
-    media = cards.negotiate(accept)
+    """The persona as a one-page card: `Accept: text/html` (default) or `text/markdown`; 406
+    when the client accepts neither."""
+    # Read from the request, not declared as a parameter: `Accept` is content negotiation,
+    # documented by the 200's two media types and the 406.
+    media = cards.negotiate(request.headers.get("accept", "")[:1000] or None)
     persona = await personas.read(session, principal.tenant_id, persona_id)
     if media == "text/markdown":
         return Response(cards.markdown(persona), media_type="text/markdown; charset=utf-8")

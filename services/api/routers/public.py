@@ -35,7 +35,7 @@ async def _limit(request: Request, limiter: RateLimiterDep, token: str) -> None:
 
 
 @router.get(
-    "/{token}", response_model=PublicSurvey, responses=responses(404, 409, 422, 429, 500, 503)
+    "/{token}", response_model=PublicSurvey, responses=responses(400, 404, 409, 422, 429, 500, 503)
 )
 async def get(
     token: str, request: Request, session: SessionDep, limiter: RateLimiterDep
@@ -46,7 +46,9 @@ async def get(
 
 
 @router.post(
-    "/{token}", response_model=PublicSubmitted, responses=responses(404, 409, 422, 429, 500, 503)
+    "/{token}",
+    response_model=PublicSubmitted,
+    responses=responses(400, 404, 409, 422, 429, 500, 503),
 )
 async def submit(
     token: str,

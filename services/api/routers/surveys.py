@@ -11,7 +11,10 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.auditing import Audited
 from services.api.deps import AdminKey, ReadKey, SessionDep, WriteKey
+from services.api.hooks import Route
+from services.api.idempotency import Idempotent
 from services.api.pagination import Page, PageDep
 from services.api.problems import responses
 from shared.errors import NotFound
@@ -33,7 +36,7 @@ from shared.surveys.schemas import (
     SurveyUpdate,
 )
 
-router = APIRouter(prefix="/v1/surveys", tags=["surveys"])
+router = APIRouter(route_class=Route, prefix="/v1/surveys", tags=["surveys"])
 CSV = "text/csv"
 _CSV_DOC = {"content": {CSV: {"schema": {"type": "string"}}}}
 
@@ -51,7 +54,12 @@ async def list_(session: SessionDep, principal: ReadKey, page: PageDep) -> Page[
     return page.page([surveys.to_read(s) for s in rows], lambda s: {"id": str(s.id)})
 
 
-@router.post("", response_model=SurveyRead, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=SurveyRead,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Idempotent, Audited],
+)
 async def create(data: SurveyCreate, session: SessionDep, principal: WriteKey) -> SurveyRead:
     """A draft survey: your own questions, library questions (`library`), or a `template`.
     `warnings` says when it has fewer than 7 or more than 20 questions."""
@@ -72,7 +80,7 @@ async def get_settings(session: SessionDep, principal: ReadKey) -> SurveySetting
     )
 
 
-@router.patch("/settings", response_model=SurveySettings)
+@router.patch("/settings", response_model=SurveySettings, dependencies=[Audited])
 async def update_settings(
     data: SurveySettings, session: SessionDep, principal: AdminKey
 ) -> SurveySettings:
@@ -89,7 +97,9 @@ async def get(survey_id: str, session: SessionDep, principal: ReadKey) -> Survey
     return surveys.to_read(await surveys.get(session, principal.tenant_id, survey_id))
 
 
-@router.patch("/{survey_id}", response_model=SurveyRead, responses=responses(404, 409))
+@router.patch(
+    "/{survey_id}", response_model=SurveyRead, responses=responses(404, 409), dependencies=[Audited]
+)
 async def update(
     survey_id: str, data: SurveyUpdate, session: SessionDep, principal: WriteKey
 ) -> SurveyRead:
@@ -100,7 +110,10 @@ async def update(
 
 
 @router.delete(
-    "/{survey_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(404, 409)
+    "/{survey_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(404, 409),
+    dependencies=[Audited],
 )
 async def delete(survey_id: str, session: SessionDep, principal: WriteKey) -> Response:
     """Delete a draft or closed survey with its responses (close an active one first)."""
@@ -113,6 +126,7 @@ async def delete(survey_id: str, session: SessionDep, principal: WriteKey) -> Re
     response_model=DistributionCreated,
     status_code=status.HTTP_201_CREATED,
     responses={**responses(404, 409), 201: {"description": "Created", **_CSV_DOC}},
+    dependencies=[Idempotent, Audited],
 )
 async def distribute(
     survey_id: str,
