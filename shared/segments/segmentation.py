@@ -132,22 +132,24 @@ async def load_features(
         table[f"channel_{_slug(channel)}"] = np.array(
             [1.0 if r["preferred_channel"] == channel else 0.0 for r in base]
         )
-    totals = np.zeros(n)
-    per_category: dict[str, np.ndarray] = {}
-    for r in await raw.fetch(_CATEGORIES, tenant_id, TOP_CATEGORIES):
-        i = index.get(r["customer_id"])
-        if i is None:
-            continue
-        key = f"category_{_slug(r['category'])}"
-        per_category.setdefault(key, np.zeros(n))[i] += r["quantity"]
-        totals[i] += r["quantity"]
-    for key, quantities in sorted(per_category.items()):
-        table[key] = np.divide(quantities, totals, out=np.zeros(n), where=totals > 0)
+    # Millions of (customer, category) rows at a million customers: accumulated with numpy,
+    # never an array allocated per row.
+    rows = await raw.fetch(_CATEGORIES, tenant_id, TOP_CATEGORIES)
+    at = np.fromiter((index.get(r["customer_id"], -1) for r in rows), np.int64, len(rows))
+    keys = [f"category_{_slug(r['category'])}" for r in rows]
+    quantity = np.fromiter((r["quantity"] for r in rows), np.float64, len(rows))
+    known = at >= 0
+    totals = np.bincount(at[known], weights=quantity[known], minlength=n)
+    names, which = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    for k, key in enumerate(names):
+        mine = known & (which == k)
+        quantities = np.bincount(at[mine], weights=quantity[mine], minlength=n)
+        table[str(key)] = np.divide(quantities, totals, out=np.zeros(n), where=totals > 0)
     mobile = np.full(n, np.nan)
-    for r in await raw.fetch(_DEVICES, tenant_id):
-        i = index.get(r["customer_id"])
-        if i is not None:
-            mobile[i] = r["mobile_share"]
+    devices = await raw.fetch(_DEVICES, tenant_id)
+    at = np.fromiter((index.get(r["customer_id"], -1) for r in devices), np.int64, len(devices))
+    share = np.fromiter((r["mobile_share"] for r in devices), np.float64, len(devices))
+    mobile[at[at >= 0]] = share[at >= 0]
     if np.isfinite(mobile).any():
         table["mobile_share"] = mobile
     return ids, table
