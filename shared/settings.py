@@ -45,6 +45,11 @@ class WorkerSettings(BaseModel):
     inbox_interval_s: float = 0.2
     # Delivery ids are remembered this long (never less than 3 days) to drop replays.
     webhook_retention_days: int = 7
+    # Where the worker keeps its columnar copy of each store's events (funnels read it; see
+    # shared.funnels.columns). Empty: the system temporary directory. Delete it any time: the
+    # next funnel run rebuilds it. `funnel_cache = false` reads from PostgreSQL every run.
+    cache_dir: Path | None = None
+    funnel_cache: bool = True
 
 
 class ApiSettings(BaseModel):

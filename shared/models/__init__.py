@@ -4,7 +4,7 @@ from shared.db.base import Base
 from shared.models.analytics import CustomerValue, ValueRun
 from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
-from shared.models.event import CustomerIdentity, Event
+from shared.models.event import CustomerIdentity, Event, EventChange
 from shared.models.funnel import Funnel, FunnelRun
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.interview import Interview
@@ -50,6 +50,7 @@ TENANT_TABLES = (
     "persona_versions",
     "funnels",
     "funnel_runs",
+    "event_changes",
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "Customer",
     "CustomerValue",
     "Event",
+    "EventChange",
     "CustomerIdentity",
     "Funnel",
     "FunnelRun",
