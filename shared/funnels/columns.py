@@ -15,11 +15,11 @@ deleted event disappears and an updated one is replaced.
 
 Why floors and not "the largest id seen": ids are taken when a row is inserted but become
 visible when its transaction commits, so a smaller id may appear after a larger one was read.
-Every row missing from a snapshot S belongs to a transaction running at S, whose xid is below
-S's xmax; once a later snapshot's xmin passes that xmax, all of them have finished, and the
-rows read in that later sync (everything above the old floor) are complete up to the largest
-id / seq S saw. So the floors move to S's maxima then (at once when nothing was running).
-Rows read twice are de-duplicated by id.
+Every committed row missing from a snapshot S belongs to a transaction running at S (S's
+`xip`, which the sync reads with the rows). Once all of those are seen finished (before a
+later sync's read), that later read (everything above the old floor) holds them, so the floors
+move up to the largest id / seq S saw (at once when nothing was running at S). Rows read
+twice are de-duplicated by id.
 
 Text values are kept as PostgreSQL's 64-bit `hashtextextended(value, 0)`, exactly the codes
 the SQL path uses (shared.funnels.repository.funnel_events), so results are the same.
@@ -51,7 +51,7 @@ COLUMNS = ("id", "ts", "hi", "lo", "name", "device", "channel", "sess", "flags")
 _WIRE = np.dtype([(c, ">i8") for c in COLUMNS[:-1]] + [("flags", ">i4")])
 _COPY_ROW = np.dtype([("fields", ">i2"), ("length", ">i4"), ("r", _WIRE)])
 _COPY_HEADER, _COPY_TRAILER = 19, 2
-EVENT, HAS_SESSION, HAS_ACTOR, CHANGE, SNAPSHOT = 1, 2, 4, 8, 16
+EVENT, HAS_SESSION, HAS_ACTOR, CHANGE, RUNNING = 1, 2, 4, 8, 16
 MAX_PARTS = 8  # more than this after a sync: merged into one
 
 _Z8 = "'\\x0000000000000000'::bytea"
@@ -75,9 +75,8 @@ UNION ALL
 SELECT int8send(event_id) || int8send(seq) || {" || ".join([_Z8] * 6)} || int4send({CHANGE})
 FROM ch
 UNION ALL
-SELECT int8send(pg_snapshot_xmin(s)::text::int8) || int8send(pg_snapshot_xmax(s)::text::int8)
-       || {" || ".join([_Z8] * 6)} || int4send({SNAPSHOT})
-FROM pg_current_snapshot() s
+SELECT int8send(x::text::int8) || {" || ".join([_Z8] * 7)} || int4send({RUNNING})
+FROM pg_snapshot_xip(pg_current_snapshot()) x
 """
 
 
@@ -85,7 +84,8 @@ FROM pg_current_snapshot() s
 class Meta:
     floor: int = 0  # every event with id <= floor is in the parts as of the last sync
     change_floor: int = 0  # every change with seq <= change_floor has been applied
-    pending: list[int] | None = None  # [max id, max seq, xmax] of a sync not yet settled
+    # A sync whose snapshot had transactions running: (max id, max seq, their xids).
+    pending: tuple[int, int, list[int]] | None = None
     parts: list[str] = field(default_factory=list)
     max_id: int = 0
     max_seq: int = 0
@@ -162,14 +162,20 @@ async def sync(session: AsyncSession, tenant_id: uuid.UUID, folder: Path) -> dic
         chunks.append(chunk)
 
     conn = await raw(session)
+    # Checked BEFORE the read: a transaction found finished here committed before the read's
+    # snapshot, so its rows are in what the read returns.
+    settled = meta.pending is not None and not await conn.fetchval(
+        "SELECT coalesce(bool_or(pg_xact_status(x::text::xid8) = 'in progress'), false) "
+        "FROM unnest($1::int8[]) x",
+        meta.pending[2],
+    )
     await conn.copy_from_query(
         _SYNC, tenant_id, meta.floor, meta.change_floor, output=sink, format="binary"
     )
     data = b"".join(chunks)
     wire = np.frombuffer(data[_COPY_HEADER : len(data) - _COPY_TRAILER], dtype=_COPY_ROW)["r"]
     flags = wire["flags"].astype(np.int32)
-    snap = wire[(flags & SNAPSHOT) != 0][0]
-    xmin, xmax = int(snap["id"]), int(snap["ts"])
+    running = [int(x) for x in wire["id"][(flags & RUNNING) != 0]]
     changes = wire[(flags & CHANGE) != 0]
     rows = wire[(flags & EVENT) != 0]
     fresh = {c: rows[c].astype(np.int32 if c == "flags" else np.int64) for c in COLUMNS}
@@ -195,13 +201,12 @@ async def sync(session: AsyncSession, tenant_id: uuid.UUID, folder: Path) -> dic
     max_id = max(meta.max_id, int(fresh["id"].max()) if len(rows) else 0)
     max_seq = max(meta.max_seq, int(changes["ts"].max()) if len(changes) else 0)
     floor, change_floor, pending = meta.floor, meta.change_floor, meta.pending
-    if pending is not None and xmin >= pending[2]:
-        floor, change_floor = max(floor, pending[0]), max(change_floor, pending[1])
-        pending = None
-    if xmin >= xmax:  # nothing was running: all that this snapshot saw is complete
+    if settled and pending is not None:
+        floor, change_floor, pending = max(floor, pending[0]), max(change_floor, pending[1]), None
+    if not running:  # nothing was running: all that this snapshot saw is complete
         floor, change_floor, pending = max_id, max_seq, None
     elif pending is None:
-        pending = [max_id, max_seq, xmax]
+        pending = (max_id, max_seq, running)
     _write_meta(
         folder,
         Meta(floor=floor, change_floor=change_floor, pending=pending, parts=parts,
