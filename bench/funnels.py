@@ -216,7 +216,7 @@ async def measure_job(
                 times.append(took)
                 phases.append(parts)
             else:
-                first = {"seconds": round(took, 3), **parts}
+                first = {**parts, "phases": parts["seconds"], "seconds": round(took, 3)}
             print(f"  job {i}: {took:.2f} s {parts}", flush=True)
         # Where the time goes: the events query alone.
         q_times = []

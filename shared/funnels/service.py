@@ -354,7 +354,12 @@ async def _database(session: AsyncSession) -> str:
 
 
 def _pg_us(t: datetime) -> int:
-    return int(t.timestamp() * 1_000_000) - results.PG_EPOCH_US
+    """Microseconds since 2000-01-01 UTC, exactly (a float timestamp can be 1 us off, which
+    would move an event at the very edge of the range in or out)."""
+    return (t - _PG_EPOCH) // timedelta(microseconds=1)
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 async def _segment_names(
