@@ -16,8 +16,11 @@ size is `--customers 1000000 --events 10000000` (loading takes a few minutes).
   window 7 days, date range the 90 days; with no breakdown, and by device.
 - The job: from the request (run row and job written, committed) to the stored result
   committed, through `shared.jobs.runner.run` with the worker's engine settings in this
-  process (what the arq worker calls; the queue hop is left out). Median of R runs after a
-  warm-up; the time in its events query is reported too.
+  process (what the arq worker calls; the queue hop is left out). The worker's columnar copy
+  of the events (shared.funnels.columns) starts missing: the first run builds it (cold,
+  reported apart); then the median of R warm runs; then one run after 100k new events
+  arrived (the incremental sync), and one reading PostgreSQL as before the copy (its
+  events query alone is timed too).
 - Baseline: DuckDB (in memory, 2 threads) over the funnel's events exported once from
   PostgreSQL (export not counted; the person as a 64-bit key, times as integers): an
   ASOF-join chain (greedy earliest next step after the previous one, within the window from
