@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from shared.funnels import columns
 from shared.settings import get_settings
 from tests.factories.store import customer, event
 from tests.helpers import auth, run_burst
@@ -69,9 +70,12 @@ async def _post(client, h, events):
     assert r.status_code in (200, 201, 202), r.text
 
 
+@pytest.mark.parametrize("merge", ["at once", "never"])
 async def test_new_events_identities_and_erasure_reach_the_copy(
-    client, tenant, worker_factory, cache, tmp_path
+    client, tenant, worker_factory, cache, tmp_path, monkeypatch, merge
 ):
+    """Changed rows are either merged away at once or skipped through the parts' dead lists."""
+    monkeypatch.setattr(columns, "DEAD_SHARE", 0.0 if merge == "at once" else 1e9)
     h = auth(tenant.api_key)
     ids = {}
     for ext in ("ana", "bao"):

@@ -10,8 +10,10 @@ Sync (under a per-tenant file lock, before each run), in ONE statement so that i
 snapshot: events with id > `floor`, the events named in `event_changes` (written by triggers
 on every UPDATE and DELETE of events: an identified visitor's events moved to the customer,
 an erasure) with seq > `change_floor`, those change rows, and the statement's snapshot.
-Changed or re-read ids are dropped from the parts and the rows read are appended, so a
-deleted event disappears and an updated one is replaced.
+The rows read are appended as a new part; the ids changed or re-read are added to every older
+part's dead list (its rows with those ids are skipped), so a deleted event disappears and an
+updated one is replaced without rewriting the big part. Parts (and dead rows) are merged into
+one when there are more than MAX_PARTS or the dead lists pass 2% of the rows.
 
 Why floors and not "the largest id seen": ids are taken when a row is inserted but become
 visible when its transaction commits, so a smaller id may appear after a larger one was read.
@@ -53,6 +55,7 @@ _COPY_ROW = np.dtype([("fields", ">i2"), ("length", ">i4"), ("r", _WIRE)])
 _COPY_HEADER, _COPY_TRAILER = 19, 2
 EVENT, HAS_SESSION, HAS_ACTOR, CHANGE, RUNNING = 1, 2, 4, 8, 16
 MAX_PARTS = 8  # more than this after a sync: merged into one
+DEAD_SHARE = 0.02  # or when the dead lists hold more than this share of the rows
 
 _Z8 = "'\\x0000000000000000'::bytea"
 _H = "int8send(coalesce(hashtextextended({}, 0), 0))"
@@ -89,6 +92,10 @@ class Meta:
     parts: list[str] = field(default_factory=list)
     max_id: int = 0
     max_seq: int = 0
+    # Per part, the file (in the part's folder) of ids deleted or changed since it was written:
+    # its rows with those ids are skipped (a changed event's new row is in a later part).
+    dead: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def cache_root() -> Path:
@@ -146,11 +153,28 @@ def _write_part(folder: Path, columns: dict[str, np.ndarray]) -> str:
     return name
 
 
+def _dead(folder: Path, meta: Meta, part: str) -> np.ndarray:
+    if part not in meta.dead:
+        return np.zeros(0, dtype=np.int64)
+    ids: np.ndarray = np.load(folder / part / meta.dead[part])
+    return ids
+
+
+def _live(folder: Path, meta: Meta, part: str) -> np.ndarray | None:
+    """Which rows of the part still hold (None: all)."""
+    dead = _dead(folder, meta, part)
+    return ~np.isin(_load(folder, part, "id"), dead) if len(dead) else None
+
+
 def _drop_stale(folder: Path, meta: Meta) -> None:
     keep = {*meta.parts}
     for child in folder.iterdir():
         if child.is_dir() and child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
+        elif child.is_dir():
+            for f in child.glob("dead-*.npy"):
+                if meta.dead.get(child.name) != f.name:
+                    f.unlink(missing_ok=True)
 
 
 async def sync(session: AsyncSession, tenant_id: uuid.UUID, folder: Path) -> dict[str, int]:
@@ -183,21 +207,32 @@ async def sync(session: AsyncSession, tenant_id: uuid.UUID, folder: Path) -> dic
     # the parts already hold; newer ids cannot be there).
     gone = np.union1d(changes["id"].astype(np.int64), fresh["id"][fresh["id"] <= meta.max_id])
     gone = gone[gone <= meta.max_id]
-    parts = list(meta.parts)
-    if len(gone):
-        for i, part in enumerate(parts):
-            ids = _load(folder, part, "id")
-            hit = np.isin(ids, gone)
-            if hit.any():
-                keep = ~hit
-                parts[i] = _write_part(
-                    folder, {c: np.asarray(_load(folder, part, c))[keep] for c in COLUMNS}
-                )
+    parts, dead, counts = list(meta.parts), dict(meta.dead), dict(meta.rows)
+    if len(gone):  # marked dead in every older part (cheap: no part is read or rewritten)
+        for part in parts:
+            name = f"dead-{uuid.uuid4().hex}.npy"
+            np.save(folder / part / name, np.union1d(_dead(folder, meta, part), gone))
+            dead[part] = name
     if len(rows):
         parts.append(_write_part(folder, fresh))
-    if len(parts) > MAX_PARTS:
-        merged = {c: np.concatenate([_load(folder, p, c) for p in parts]) for c in COLUMNS}
-        parts = [_write_part(folder, merged)]
+        counts[parts[-1]] = len(rows)
+    n_dead = sum(len(_dead(folder, Meta(dead=dead), p)) for p in parts)
+    if len(parts) > MAX_PARTS or n_dead > DEAD_SHARE * max(1, sum(counts.values())):
+        now = Meta(dead=dead)
+        lives = {p: _live(folder, now, p) for p in parts}
+        merged = {
+            c: np.concatenate(
+                [
+                    np.asarray(_load(folder, p, c))[lives[p]]
+                    if lives[p] is not None
+                    else _load(folder, p, c)
+                    for p in parts
+                ]
+            )
+            for c in COLUMNS
+        }
+        parts, dead = [_write_part(folder, merged)], {}
+        counts = {parts[0]: len(merged["id"])}
     max_id = max(meta.max_id, int(fresh["id"].max()) if len(rows) else 0)
     max_seq = max(meta.max_seq, int(changes["ts"].max()) if len(changes) else 0)
     floor, change_floor, pending = meta.floor, meta.change_floor, meta.pending
@@ -210,7 +245,8 @@ async def sync(session: AsyncSession, tenant_id: uuid.UUID, folder: Path) -> dic
     _write_meta(
         folder,
         Meta(floor=floor, change_floor=change_floor, pending=pending, parts=parts,
-             max_id=max_id, max_seq=max_seq),
+             max_id=max_id, max_seq=max_seq, dead=dead,
+             rows={p: counts[p] for p in parts if p in counts}),
     )  # fmt: skip
     _drop_stale(folder, _read_meta(folder))
     return {"read": len(rows), "changes": len(changes)}
@@ -257,9 +293,13 @@ async def funnel_events(
             ok = (ts >= start_us) & (ts < end_us) & ((flags & HAS_ACTOR) != 0)
             if sessions:
                 ok &= (flags & HAS_SESSION) != 0
-            at = at[ok]
+            at, ts = at[ok], ts[ok]
+            dead = _dead(folder, meta, part)
+            if len(dead):
+                live = ~np.isin(np.asarray(_load(folder, part, "id"))[at], dead)
+                at, ts = at[live], ts[live]
             cols = {c: np.asarray(_load(folder, part, c))[at] for c in ("id", "hi", "lo", "name")}
-            cols["ts"] = ts[ok]
+            cols["ts"] = ts
             zero = np.zeros(len(at), dtype=np.int64)
             cols["sess"] = np.asarray(_load(folder, part, "sess"))[at] if sessions else zero
             by = breakdown.by if breakdown is not None else None
