@@ -16,8 +16,11 @@ size is `--customers 1000000 --events 10000000` (loading takes a few minutes).
   window 7 days, date range the 90 days; with no breakdown, and by device.
 - The job: from the request (run row and job written, committed) to the stored result
   committed, through `shared.jobs.runner.run` with the worker's engine settings in this
-  process (what the arq worker calls; the queue hop is left out). Median of R runs after a
-  warm-up; the time in its events query is reported too.
+  process (what the arq worker calls; the queue hop is left out). The worker's columnar copy
+  of the events (shared.funnels.columns) starts missing: the first run builds it (cold,
+  reported apart); then the median of R warm runs; then one run after 100k new events
+  arrived (the incremental sync), and one reading PostgreSQL as before the copy (its
+  events query alone is timed too).
 - Baseline: DuckDB (in memory, 2 threads) over the funnel's events exported once from
   PostgreSQL (export not counted; the person as a 64-bit key, times as integers): an
   ASOF-join chain (greedy earliest next step after the previous one, within the window from
@@ -45,12 +48,13 @@ import numpy as np
 
 from bench import common, load_store
 from shared.db.engine import unit_of_work
+from shared.db.migrate import upgrade
 from shared.funnels import repository
 from shared.funnels import service as funnels
 from shared.funnels.schemas import FunnelCreate, RunCreate
 from shared.jobs import repository as jobs_repo
 from shared.jobs.runner import run as run_job
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 
 # Its own database: the other benchmarks' `portrait_bench` may be in use by someone else.
 common.BENCH_DB = "portrait_bench_funnels"
@@ -182,29 +186,40 @@ def funnel_definition() -> FunnelCreate:
     )
 
 
+async def one_job(
+    sessionmaker: Any, tenant_id: uuid.UUID, funnel_id: uuid.UUID, params: RunCreate
+) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """One run from the request (run row and job committed) to the stored result committed:
+    (seconds, the stored result, the job's own report)."""
+    started = time.perf_counter()
+    async with unit_of_work(sessionmaker, tenant_id) as session:
+        run, job = await funnels.create_run(session, _NoQueue(), tenant_id, str(funnel_id), params)
+    await run_job(sessionmaker, funnels.RUN_KIND, job.id, tenant_id)
+    took = time.perf_counter() - started
+    async with load_store.tenant_session(sessionmaker, tenant_id) as session:
+        stored = await repository.get_run_by_id(session, tenant_id, run.id)
+        assert stored is not None
+        assert stored.result is not None, "the job did not store a result"
+        result = stored.result
+        done = await jobs_repo.get(session, tenant_id, job.id)
+        report = (done.result or {}) if done else {}
+    return took, result, report
+
+
 async def measure_job(
     settings: Any, tenant_id: uuid.UUID, funnel_id: uuid.UUID, params: RunCreate, repeat: int
 ) -> dict[str, Any]:
-    times, result, phases = [], None, []
+    """The first run (with the columnar copy missing: cold, it builds it), then R warm runs."""
+    times, result, phases, first = [], None, [], None
     async with load_store.app_sessions(settings, worker=True) as sessionmaker:
         for i in range(repeat + 1):
-            started = time.perf_counter()
-            async with unit_of_work(sessionmaker, tenant_id) as session:
-                run, job = await funnels.create_run(
-                    session, _NoQueue(), tenant_id, str(funnel_id), params
-                )
-            await run_job(sessionmaker, funnels.RUN_KIND, job.id, tenant_id)
-            took = time.perf_counter() - started
-            async with load_store.tenant_session(sessionmaker, tenant_id) as session:
-                stored = await repository.get_run_by_id(session, tenant_id, run.id)
-                assert stored is not None
-                assert stored.result is not None, "the job did not store a result"
-                result = stored.result
-                done = await jobs_repo.get(session, tenant_id, job.id)
-                parts = (done.result or {}).get("seconds", {}) if done else {}
+            took, result, report = await one_job(sessionmaker, tenant_id, funnel_id, params)
+            parts = {k: report.get(k) for k in ("seconds", "source", "synced")}
             if i:
                 times.append(took)
                 phases.append(parts)
+            else:
+                first = {**parts, "phases": parts["seconds"], "seconds": round(took, 3)}
             print(f"  job {i}: {took:.2f} s {parts}", flush=True)
         # Where the time goes: the events query alone.
         q_times = []
@@ -221,6 +236,7 @@ async def measure_job(
     assert result is not None
     return {
         "seconds": round(statistics.median(times), 3),
+        "first": first,
         "runs": [round(t, 3) for t in times],
         "events_query_seconds": round(min(q_times), 3),
         "phases": phases,
@@ -318,6 +334,7 @@ async def run(args: argparse.Namespace, env: common.Env) -> dict[str, Any]:
         await _remember(env, tenant_id, args)
     else:
         settings = Settings(DATABASE_URL=env.database_url)
+        await upgrade(settings)  # a store loaded before a newer migration gets it
         tenant_id, n_events, loaded = reused, await _count(env, reused), 0.0
         print(f"reusing the loaded store ({n_events} events)", flush=True)
     async with load_store.app_sessions(settings) as sessionmaker:
@@ -325,14 +342,65 @@ async def run(args: argparse.Namespace, env: common.Env) -> dict[str, Any]:
             funnel = await funnels.create(session, tenant_id, funnel_definition())
     out: dict[str, Any] = {"events": n_events, "load_seconds": round(loaded, 1),
                            "reused_store": reused is not None}  # fmt: skip
-    print("job, no breakdown ...", flush=True)
+    # The worker's columnar copy starts missing: the first run builds it (cold).
+    worker = get_settings().worker
+    worker.cache_dir, worker.funnel_cache = env.scratch / "worker-cache", True
+    print("job, no breakdown (first run cold) ...", flush=True)
     out["job_plain"] = await measure_job(settings, tenant_id, funnel.id, RunCreate(), args.repeat)
     print("job, by device ...", flush=True)
     by_device = RunCreate.model_validate({"breakdown": {"by": "device"}})
     out["job_by_device"] = await measure_job(settings, tenant_id, funnel.id, by_device, args.repeat)
+    async with load_store.app_sessions(settings, worker=True) as sessionmaker:
+        print(f"job after {NEW_EVENTS} new events arrived ...", flush=True)
+        await append_events(env, tenant_id, NEW_EVENTS)
+        try:
+            took, _, report = await one_job(sessionmaker, tenant_id, funnel.id, RunCreate())
+        finally:
+            await remove_appended(env, tenant_id)
+        out["job_after_new_events"] = {**report, "phases": report.get("seconds"),
+                                       "seconds": round(took, 3)}  # fmt: skip
+        print(f"  {took:.2f} s {report.get('synced')}", flush=True)
+        print("job reading PostgreSQL (no columnar copy; the path before) ...", flush=True)
+        worker.funnel_cache = False
+        took, _, report = await one_job(sessionmaker, tenant_id, funnel.id, RunCreate())
+        worker.funnel_cache = True
+        out["job_postgresql"] = {**report, "phases": report.get("seconds"),
+                                 "seconds": round(took, 3)}  # fmt: skip
+        print(f"  {took:.2f} s {report.get('seconds')}", flush=True)
     print("DuckDB ...", flush=True)
     out["duckdb"] = await measure_duckdb(env, tenant_id, args.repeat)
     return out
+
+
+NEW_EVENTS = 100_000  # about a day of this store's traffic
+
+
+async def append_events(env: common.Env, tenant_id: uuid.UUID, n: int) -> None:
+    """Page views (not funnel steps, so the counts stay comparable) in the funnel's range,
+    appended as ingestion appends them (triggers on)."""
+    conn = await asyncpg.connect(load_store.owner_dsn(env))
+    try:
+        await conn.execute(
+            "INSERT INTO events (tenant_id, external_id, name, anonymous_id, session_id, "
+            "occurred_at, device, channel, properties) SELECT $1, 'bench-new-' || g, "
+            "'page_view', 'a-new-' || (g % 5000), 's-new-' || g, "
+            "$2::timestamptz - g * interval '1 second', "
+            "'mobile', 'web', '{}' FROM generate_series(1, $3::int) g",
+            tenant_id, END - timedelta(days=1), n,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def remove_appended(env: common.Env, tenant_id: uuid.UUID) -> None:
+    conn = await asyncpg.connect(load_store.owner_dsn(env))
+    try:
+        await conn.execute(
+            "DELETE FROM events WHERE tenant_id = $1 AND external_id LIKE 'bench-new-%'", tenant_id
+        )
+        await conn.execute("DELETE FROM event_changes WHERE tenant_id = $1", tenant_id)
+    finally:
+        await conn.close()
 
 
 def _key(args: argparse.Namespace) -> str:
@@ -388,13 +456,22 @@ def report(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 for g in job["result"]["breakdown"]["groups"]
             }
         same = ours == duck["counts"]
-        rows.append({"funnel": label, "job s": f"{job['seconds']:.2f}",
-                     "its query s": f"{job['events_query_seconds']:.2f}",
+        rows.append({"funnel": f"{label}, warm", "job s": f"{job['seconds']:.2f}",
+                     "SQL query s": f"{job['events_query_seconds']:.2f}",
                      "DuckDB s": f"{duck['seconds']:.2f}", "ratio": f"{ratio:.2f}x",
                      "target": f"<= {TARGET_RATIO:.0f}x",
                      "met?": "yes" if ratio <= TARGET_RATIO else "NO",
                      "same counts?": "yes" if same else f"NO {ours} vs {duck['counts']}",
                      })  # fmt: skip
+    duck = out["duckdb"]["plain"]["seconds"]
+    for label, seconds in (
+        ("plain, cold (builds the copy)", out["job_plain"]["first"]["seconds"]),
+        (f"plain, after {NEW_EVENTS} new events", out["job_after_new_events"]["seconds"]),
+        ("plain, reading PostgreSQL", out["job_postgresql"]["seconds"]),
+    ):
+        rows.append({"funnel": label, "job s": f"{seconds:.2f}", "SQL query s": "",
+                     "DuckDB s": f"{duck:.2f}", "ratio": f"{seconds / duck:.2f}x",
+                     "target": "", "met?": "", "same counts?": ""})  # fmt: skip
     print("\n" + common.table(rows, list(rows[0])) + "\n")
     print(f"events {out['events']}, funnel rows {out['job_plain']['funnel_rows']}, "
           f"load {out['load_seconds']} s, DuckDB export {out['duckdb']['export_seconds']} s "

@@ -58,6 +58,11 @@ class WorkerSettings(BaseModel):
     outbound_timeout_s: float = 10.0
     outbound_max_attempts: int = 8
     outbound_backoff_base_s: float = 30.0
+    # Where the worker keeps its columnar copy of each store's events (funnels read it; see
+    # shared.funnels.columns). Empty: the system temporary directory. Delete it any time: the
+    # next funnel run rebuilds it. `funnel_cache = false` reads from PostgreSQL every run.
+    cache_dir: Path | None = None
+    funnel_cache: bool = True
 
 
 class ApiSettings(BaseModel):

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound
-from shared.funnels import compute, repository, results
+from shared.funnels import columns, compute, repository, results
 from shared.funnels.schemas import (
     DropoffRead,
     DropoffsSave,
@@ -257,11 +257,21 @@ async def compute_run(
     if breakdown is not None and breakdown.by == "profile":
         values = await repository.top_values(session, tenant_id, breakdown, d.steps[0], start, end)
     clock = time.perf_counter()
-    records = await repository.funnel_events(
-        session, tenant_id, d.steps, d.exclusions, start,
-        end + timedelta(seconds=d.window_seconds), sessions=d.count == "sessions",
-        breakdown=breakdown, values=values, segment_ids=segment_ids,
-    )  # fmt: skip
+    records: Any
+    synced: dict[str, Any] | None = None
+    upto = end + timedelta(seconds=d.window_seconds)
+    if columns.eligible(d.steps, d.exclusions, breakdown):
+        records, synced = await columns.funnel_events(
+            session, tenant_id, d.steps, d.exclusions, _pg_us(start), _pg_us(upto),
+            sessions=d.count == "sessions", breakdown=breakdown,
+            database=await _database(session),
+        )  # fmt: skip
+    else:
+        records = await repository.funnel_events(
+            session, tenant_id, d.steps, d.exclusions, start, upto,
+            sessions=d.count == "sessions", breakdown=breakdown, values=values,
+            segment_ids=segment_ids,
+        )  # fmt: skip
     loaded = time.perf_counter()
     if report:
         await report(0.5)
@@ -329,12 +339,27 @@ async def compute_run(
     timings = {"query_s": loaded - clock, "compute_s": computed - loaded,
                "store_s": time.perf_counter() - computed}  # fmt: skip
     return {"run_id": str(run.id), "funnel_id": str(run.funnel_id), "entered": result["entered"],
-            "converted": result["converted"], "rows": len(records),
+            "converted": result["converted"], "rows": len(records["ts"]),
+            "source": "columns" if synced is not None else "postgresql", "synced": synced,
             "seconds": {k: round(v, 3) for k, v in timings.items()}}  # fmt: skip
 
 
+async def _database(session: AsyncSession) -> str:
+    """The database's name and creation-unique oid: a copy never outlives its database."""
+    row = await (await repository.raw(session)).fetchrow(
+        "SELECT current_database() AS name, oid FROM pg_database WHERE datname = current_database()"
+    )
+    assert row is not None
+    return f"{row['name']}-{row['oid']}"
+
+
 def _pg_us(t: datetime) -> int:
-    return int(t.timestamp() * 1_000_000) - results.PG_EPOCH_US
+    """Microseconds since 2000-01-01 UTC, exactly (a float timestamp can be 1 us off, which
+    would move an event at the very edge of the range in or out)."""
+    return (t - _PG_EPOCH) // timedelta(microseconds=1)
+
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 async def _segment_names(

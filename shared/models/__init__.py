@@ -4,7 +4,7 @@ from shared.db.base import Base
 from shared.models.analytics import CustomerValue, ValueRun
 from shared.models.api_key import ApiKey
 from shared.models.customer import Customer, Tombstone
-from shared.models.event import CustomerIdentity, Event
+from shared.models.event import CustomerIdentity, Event, EventChange
 from shared.models.funnel import Funnel, FunnelRun
 from shared.models.ingest import ImportChunk, WebhookDelivery, WebhookInbox
 from shared.models.interview import Interview
@@ -55,6 +55,7 @@ TENANT_TABLES = (
     "audit_log",
     "webhook_endpoints",
     "outbound_deliveries",
+    "event_changes",
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "Customer",
     "CustomerValue",
     "Event",
+    "EventChange",
     "CustomerIdentity",
     "Funnel",
     "FunnelRun",

@@ -70,3 +70,17 @@ class CustomerIdentity(Base):
     anonymous_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     customer_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+
+
+class EventChange(Base):
+    """An event row that was updated (an anonymous visitor identified) or deleted (erasure):
+    written by triggers on `events`, read by workers that keep a columnar copy of the events
+    (shared.funnels.columns) to re-read or drop those rows."""
+
+    __tablename__ = "event_changes"
+
+    # No foreign key to tenants: deleting a tenant cascades to its events, whose delete
+    # trigger writes here while the tenant row is going away.
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
