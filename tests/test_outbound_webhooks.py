@@ -212,3 +212,43 @@ async def test_endpoint_crud_secret_shown_once_and_tenant_scoped(client, tenant,
         await client.delete(f"/v1/webhook-endpoints/{created['id']}", headers=h)
     ).status_code == 204
     assert_problem(await client.get(f"/v1/webhook-endpoints/{created['id']}", headers=h), 404)
+
+
+async def test_a_completed_survey_response_and_a_persona_update_are_emitted(
+    client, tenant, worker_factory
+):
+    """Surveys and personas emit their events in the changing transaction (ids only); a
+    partial answer emits nothing."""
+    from tests.factories.surveys import active_survey, distribute
+    from tests.helpers import run_burst
+
+    h = auth(tenant.api_key)
+    hooks = await _endpoint(
+        client,
+        tenant,
+        "https://hooks.example/portrait",
+        events=("survey.response_received", "persona.updated"),
+    )
+    await client.post("/v1/customers", json=customer("ana"), headers=h)
+    survey = await active_survey(client, tenant)
+    sent = await distribute(client, tenant, survey["id"], group="prospects")
+    token = sent["invitations"][0]["token"]
+    url = f"/v1/public/responses/{token}"
+    r = await client.post(url, json={"answers": {"role": "decides"}})
+    assert r.status_code == 200, r.text
+    assert await _deliveries(client, tenant, hooks["id"]) == []
+    r = await client.post(url, json={"answers": {"nps": 9}, "complete": True})
+    assert r.status_code == 200, r.text
+    [received] = await _deliveries(client, tenant, hooks["id"])
+    assert received["event_type"] == "survey.response_received"
+    r = await client.post(
+        "/v1/segments",
+        json={"name": "Everyone", "kind": "static", "customer_ids": ["ext:ana"]},
+        headers=h,
+    )
+    segment_id = r.json()["id"]
+    r = await client.post("/v1/personas/generate", json={"segment_ids": [segment_id]}, headers=h)
+    assert r.status_code == 202, r.text
+    await run_burst(worker_factory)
+    types = [d["event_type"] for d in await _deliveries(client, tenant, hooks["id"])]
+    assert sorted(types) == ["persona.updated", "survey.response_received"]

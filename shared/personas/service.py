@@ -15,6 +15,8 @@ from shared.customers import service as customers
 from shared.errors import FieldError, InvalidInput, NotFound
 from shared.jobs.runner import JobKind, JobRun
 from shared.models import Persona, PersonaVersion, Segment
+from shared.outbound.emit import emit
+from shared.outbound.schemas import EventType
 from shared.personas import build, evidence, repository
 from shared.personas.schemas import (
     Alternative,
@@ -177,6 +179,12 @@ async def generate_one(
         )
     )
     await session.flush()
+    await emit(
+        session,
+        tenant_id,
+        EventType.persona_updated,
+        {"persona_id": str(persona.id), "version": persona.current_version},
+    )
     return persona, changes
 
 

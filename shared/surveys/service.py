@@ -25,6 +25,8 @@ from shared.models import (
     SurveyResponse,
     Tenant,
 )
+from shared.outbound.emit import emit
+from shared.outbound.schemas import EventType
 from shared.segments import repository as segment_repository
 from shared.segments import service as segments
 from shared.surveys import answers as checks
@@ -525,6 +527,13 @@ async def public_submit(
         await session.flush()
         if response.customer_id is not None:
             await enrich(session, survey, [response.id])
+        # Ids only: a receiver reads the answers through the API with its key.
+        await emit(
+            session,
+            survey.tenant_id,
+            EventType.survey_response_received,
+            {"survey_id": str(survey.id), "response_id": str(response.id)},
+        )
     await session.flush()
     return PublicSubmitted(
         status="completed" if data.complete else "partial",
