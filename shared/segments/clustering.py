@@ -243,7 +243,7 @@ def segment_kmeans(
     else:
         best = candidates[0]
     if best not in fitted:  # a given k, or the chosen one fitted on a sample: fit on everyone
-        model = _kmeans(x, best, seed)
+        model = _kmeans_all(x, best, seed, rng)
         labels = model.labels_.astype(np.int64)
         if len(np.unique(labels)) < best:
             raise ValueError(f"the customers have fewer than k={best} distinct profiles")
@@ -385,6 +385,19 @@ def _kmeans(x: NDArray[np.float32], k: int, seed: int) -> KMeans:
     with warnings.catch_warnings():  # too few distinct rows for k: the caller checks labels
         warnings.simplefilter("ignore", ConvergenceWarning)
         return KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit(x)
+
+
+def _kmeans_all(x: NDArray[np.float32], k: int, seed: int, rng: np.random.Generator) -> KMeans:
+    """k-means on every customer. Beyond `FIT_SAMPLE` customers the restarts run on a random
+    sample, and Lloyd's iterations on everyone then start from the best of them (one run, not
+    `N_INIT`): the same centroids, at a fraction of the cost at a million customers."""
+    if len(x) <= FIT_SAMPLE:
+        return _kmeans(x, k, seed)
+    sample = x[np.sort(rng.choice(len(x), FIT_SAMPLE, replace=False))]
+    init = _kmeans(sample, k, seed).cluster_centers_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(n_clusters=k, init=init, n_init=1, random_state=seed).fit(x)
 
 
 def _sample(

@@ -229,6 +229,31 @@ async def size_history(
     return [{"date": r.day.isoformat(), "size": int(r.size)} for r in rows]
 
 
+_FIRST_MEMBERS = text(
+    """
+    INSERT INTO segment_members (tenant_id, segment_id, customer_id, entered_at)
+    SELECT :t, :s, x.id, :now FROM unnest(CAST(:ids AS uuid[])) AS x(id)
+    ORDER BY x.id  -- in index order: each index page and key check is visited once
+    """
+)
+
+
+async def add_first_members(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    segment_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    now: datetime,
+) -> int:
+    """The members of a segment made just now (it has none yet): one INSERT, no staging and
+    no comparison with open memberships. `ids` must be distinct. Returns the size."""
+    if len(ids):
+        await session.execute(
+            _FIRST_MEMBERS, {"t": tenant_id, "s": segment_id, "now": now, "ids": list(ids)}
+        )
+    return len(ids)
+
+
 def ids_select(ids: list[Any]) -> Select[Any]:
     """A select of given customer ids (as one array parameter, however many there are)."""
     return select(func.unnest(bindparam("member_ids", ids, type_=ARRAY(Uuid))).label("id"))

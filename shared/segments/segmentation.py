@@ -136,7 +136,11 @@ async def load_features(
     # never an array allocated per row.
     rows = await raw.fetch(_CATEGORIES, tenant_id, TOP_CATEGORIES)
     at = np.fromiter((index.get(r["customer_id"], -1) for r in rows), np.int64, len(rows))
-    keys = [f"category_{_slug(r['category'])}" for r in rows]
+    slugs: dict[str, str] = {}
+    keys = [
+        slugs.get(c) or slugs.setdefault(c, f"category_{_slug(c)}")
+        for c in (r["category"] for r in rows)
+    ]
     quantity = np.fromiter((r["quantity"] for r in rows), np.float64, len(rows))
     known = at >= 0
     totals = np.bincount(at[known], weights=quantity[known], minlength=n)
@@ -239,11 +243,10 @@ async def _kmeans(run: JobRun, seg: Segmentation) -> dict[str, Any]:
         )
         run.session.add(segment)
         await run.session.flush()
-        members = [
-            cid for cid, label in zip(ids, result.labels, strict=True) if label == cluster.label
-        ]
-        size, _, _ = await repository.replace_members(
-            run.session, run.tenant_id, segment.id, repository.ids_select(members), now
+        # A new segment: its members are inserted at once (ids are distinct customers).
+        members = ids[np.asarray(result.labels) == cluster.label].tolist()
+        size = await repository.add_first_members(
+            run.session, run.tenant_id, segment.id, members, now
         )
         segment.size, segment.refreshed_at = size, now
         made.append(
