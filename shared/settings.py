@@ -63,6 +63,8 @@ class WorkerSettings(BaseModel):
     # next funnel run rebuilds it. `funnel_cache = false` reads from PostgreSQL every run.
     cache_dir: Path | None = None
     funnel_cache: bool = True
+    # Build the copies when the worker starts (in the background), not in the first run.
+    warm_funnel_copies: bool = True
 
 
 class ApiSettings(BaseModel):

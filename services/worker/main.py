@@ -62,6 +62,7 @@ class WorkerContext(TypedDict, total=False):
     relay_task: asyncio.Task[None]
     inbox_task: asyncio.Task[None]
     outbound_task: asyncio.Task[None]
+    warm_task: asyncio.Task[int]
     http: httpx.AsyncClient
 
 
@@ -158,10 +159,23 @@ async def startup(ctx: dict[str, Any]) -> None:
             sessionmaker, ctx["http"], policy, interval_s=settings.worker.outbound_interval_s
         )
     )
+    # Funnels: the stores' columnar copies of events, built in the background (a run that
+    # comes first waits for its store's copy, then syncs only what is new).
+    ctx["warm_task"] = asyncio.create_task(_warm_funnel_copies(sessionmaker))
+
+
+async def _warm_funnel_copies(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    try:
+        warmed = await funnels.warm_copies(sessionmaker)
+    except Exception:  # a cold copy is only slower: the next run builds it
+        log.exception("warming the funnels' event copies failed")
+        return 0
+    log.info("funnel event copies warmed for %d stores", warmed)
+    return warmed
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for name in ("relay_task", "inbox_task", "outbound_task"):
+    for name in ("relay_task", "inbox_task", "outbound_task", "warm_task"):
         task: asyncio.Task[None] | None = ctx.get(name)
         if task:
             task.cancel()

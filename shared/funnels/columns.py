@@ -261,6 +261,13 @@ async def _hashes(session: AsyncSession, values: list[str]) -> list[int]:
     return [int(r["h"]) for r in rows]
 
 
+async def warm(session: AsyncSession, tenant_id: uuid.UUID, database: str) -> dict[str, int]:
+    """Build (or bring up to date) a store's copy ahead of any run; what the sync read."""
+    folder = cache_root() / database / str(tenant_id)
+    async with _locked(folder):
+        return await sync(session, tenant_id, folder)
+
+
 async def funnel_events(
     session: AsyncSession,
     tenant_id: uuid.UUID,

@@ -13,8 +13,9 @@ import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import Uuid, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db.engine import unit_of_work
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound
 from shared.funnels import columns, compute, repository, results
 from shared.funnels.schemas import (
@@ -35,6 +36,8 @@ from shared.jobs.runner import JobKind, JobRun
 from shared.models import Customer, Funnel, FunnelRun, Job, Persona, Segment
 from shared.personas import repository as personas_repo
 from shared.segments import repository as segments_repo
+from shared.settings import get_settings
+from shared.tenants import repository as tenants_repo
 
 RUN = "funnels.run"
 DROPOFF = np.dtype([("step", "u1"), ("hi", ">i8"), ("lo", ">i8")])
@@ -518,3 +521,25 @@ async def save_dropoffs(
     await session.flush()
     await session.refresh(segment)
     return segment
+
+
+async def warm_copies(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """At worker start: build, or bring up to date, the columnar copy of every store that has
+    a funnel, so the first run after a (re)start reads a warm copy instead of building it.
+    Returns the stores warmed."""
+    worker = get_settings().worker
+    if not (worker.funnel_cache and worker.warm_funnel_copies):
+        return 0
+    async with unit_of_work(sessionmaker) as session:
+        tenant_ids = await tenants_repo.all_tenant_ids(session)
+    warmed = 0
+    for tenant_id in tenant_ids:
+        async with unit_of_work(sessionmaker, tenant_id) as session:
+            found = await session.scalar(
+                select(Funnel.id).where(Funnel.tenant_id == tenant_id).limit(1)
+            )
+            if found is None:
+                continue
+            await columns.warm(session, tenant_id, await _database(session))
+        warmed += 1
+    return warmed
