@@ -148,7 +148,10 @@ async def tenant(make_tenant: Callable[..., Awaitable[TenantCreated]]) -> Tenant
 def worker_factory(settings: Settings) -> Callable[..., Worker]:
     def make(**overrides: Any) -> Worker:
         worker_settings = overrides.pop("settings", settings)
-        options = {"handle_signals": False, "poll_delay": 0, **overrides}
+        # No crons: one firing on the minute (the segment schedule runs every 5 minutes)
+        # would add jobs to a test's queue, and a cron task cut short at close() raises.
+        # Tests of the crons call their functions directly.
+        options = {"handle_signals": False, "poll_delay": 0, "cron_jobs": [], **overrides}
         worker = build_worker(worker_settings, **options)
         return worker
 
