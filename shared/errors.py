@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,3 +67,14 @@ class TooManyRequests(DomainError):
 
 class NotAcceptable(DomainError):
     status, title, slug = 406, "Not acceptable", "not-acceptable"
+
+
+def parse_id(raw: str | uuid.UUID, what: str) -> uuid.UUID:
+    """An id from a path or body. Ids are opaque to callers: anything that is not one of ours
+    is simply not found (404 "No <what> with this id."), never a validation error."""
+    if isinstance(raw, uuid.UUID):
+        return raw
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"No {what} with this id.") from None

@@ -15,6 +15,7 @@ from sqlalchemy import Uuid, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import errors
 from shared.db.engine import unit_of_work
 from shared.errors import Conflict, FieldError, InvalidInput, NotFound
 from shared.funnels import columns, compute, repository, results
@@ -45,12 +46,7 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def parse_id(raw: str | uuid.UUID, what: str = "funnel") -> uuid.UUID:
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"No {what} with this id.") from None
+    return errors.parse_id(raw, what)
 
 
 def _definition(f: Funnel) -> FunnelDefinition:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.customers import repository as customers_repo
 from shared.customers import stats
 from shared.errors import InvalidInput, NotFound, UnsupportedMediaType
@@ -187,10 +188,7 @@ async def identify(session: AsyncSession, tenant_id: uuid.UUID, data: IdentifyIn
 
 
 def parse_order_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("No order with this id.") from None
+    return errors.parse_id(raw, "order")
 
 
 async def read_orders(

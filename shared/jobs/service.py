@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.db.base import utcnow
 from shared.db.engine import on_after_commit
 from shared.errors import Conflict, NotFound
@@ -18,13 +19,7 @@ from shared.models import Job
 
 
 def parse_id(raw: str | uuid.UUID) -> uuid.UUID:
-    """Ids are opaque to callers: anything that is not one of ours is simply not found."""
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("No job with this id.") from None
+    return errors.parse_id(raw, "job")
 
 
 async def create(

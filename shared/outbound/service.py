@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.errors import NotFound
 from shared.ingest.signing import new_webhook_secret
 from shared.models import OutboundDelivery, WebhookEndpoint
@@ -21,10 +22,7 @@ from shared.outbound.schemas import (
 
 
 def parse_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("No webhook endpoint with this id.") from None
+    return errors.parse_id(raw, "webhook endpoint")
 
 
 async def create(

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.customers import service as customers
 from shared.errors import FieldError, InvalidInput, NotFound
 from shared.jobs.runner import JobKind, JobRun
@@ -36,12 +37,7 @@ MAX_COMPARED = 50
 
 
 def parse_id(raw: str | uuid.UUID) -> uuid.UUID:
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("No persona with this id.") from None
+    return errors.parse_id(raw, "persona")
 
 
 async def get(session: AsyncSession, tenant_id: uuid.UUID, raw: str | uuid.UUID) -> Persona:

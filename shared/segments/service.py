@@ -14,6 +14,7 @@ from sqlalchemy import String, Uuid, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.customers import service as customers
 from shared.errors import FieldError, InvalidInput, NotFound
 from shared.jobs import service as jobs
@@ -57,12 +58,7 @@ BUILTINS: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 
 def parse_id(raw: str | uuid.UUID) -> uuid.UUID:
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("No segment with this id.") from None
+    return errors.parse_id(raw, "segment")
 
 
 def to_read(s: Segment, refresh_job_id: uuid.UUID | None = None) -> SegmentRead:

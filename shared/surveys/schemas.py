@@ -6,10 +6,18 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.customers.schemas import (
+    AgeBand,
+    DecisionRole,
+    EducationLevel,
+    Gender,
+    JobLevel,
+    MaritalStatus,
+)
 from shared.validation import Id, Timestamp, text
 
 QuestionType = Literal[
@@ -34,34 +42,14 @@ TEXT_LIMITS = {"short_text": 200, "long_text": 5000}
 MIN_QUESTIONS, MAX_QUESTIONS = 7, 20
 
 # Profile facts a question can fill: fact -> (answer types that fit, allowed values or None).
-_AGE = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-_MARITAL = ("single", "married", "partnered", "divorced", "widowed", "other")
-_GENDER = ("female", "male", "non_binary", "other", "prefer_not_to_say")
-_EDUCATION = (
-    "none",
-    "high_school",
-    "some_college",
-    "vocational",
-    "associate",
-    "bachelor",
-    "master",
-    "doctorate",
-    "other",
-)
-_JOB = (
-    "student",
-    "entry",
-    "mid",
-    "senior",
-    "manager",
-    "director",
-    "executive",
-    "owner",
-    "retired",
-    "unemployed",
-    "other",
-)
-DECISION_ROLES = ("decides", "influences", "shares", "other")
+# The allowed values are the profile's own (shared.customers.schemas), so a fact that gains a
+# value can be asked for at once.
+_AGE = get_args(AgeBand)
+_MARITAL = get_args(MaritalStatus)
+_GENDER = get_args(Gender)
+_EDUCATION = get_args(EducationLevel)
+_JOB = get_args(JobLevel)
+DECISION_ROLES: tuple[str, ...] = get_args(DecisionRole)
 MAPPABLE: dict[str, tuple[frozenset[str], tuple[str, ...] | None]] = {
     "age_band": (frozenset({"single_choice"}), _AGE),
     "gender": (frozenset({"single_choice"}), _GENDER),

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.customers import service as customers
 from shared.db.base import new_id
 from shared.db.engine import set_tenant
@@ -66,13 +67,8 @@ _TRANSITIONS = {("draft", "active"), ("active", "closed")}
 _NOT_FOUND = "No survey with this id."
 
 
-def parse_id(raw: str | uuid.UUID, what: str = _NOT_FOUND) -> uuid.UUID:
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(what) from None
+def parse_id(raw: str | uuid.UUID, what: str = "survey") -> uuid.UUID:
+    return errors.parse_id(raw, what)
 
 
 def questions_of(survey: Survey) -> list[Question]:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import errors
 from shared.db.base import new_id, utcnow
 from shared.db.engine import set_tenant
 from shared.errors import Conflict, NotFound, Unauthorized
@@ -79,10 +80,7 @@ async def authenticate(session: AsyncSession, raw_key: str) -> Principal:
 
 
 def parse_key_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound("No API key with this id.") from None
+    return errors.parse_id(raw, "API key")
 
 
 async def create_key(

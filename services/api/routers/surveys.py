@@ -184,7 +184,7 @@ async def recipients(
         session,
         principal.tenant_id,
         survey.id,
-        surveys.parse_id(distribution_id, "No distribution with this id."),
+        surveys.parse_id(distribution_id, "distribution"),
     )
     if distribution is None:
         raise NotFound("No distribution with this id.")
