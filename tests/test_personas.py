@@ -470,9 +470,9 @@ async def test_personas_of_the_demo_store_match_its_planted_kinds(
         assert fields["decision_role"]["status"] == "ok", (kind, fields["decision_role"])
 
 
-# The surveys (issue 6) and funnels (issue 8) tables as their branches define them (the
-# columns the seam reads), made in a scratch schema inside a rolled-back transaction: the
-# seam's SQL runs for real here, and once those branches are merged their own tables answer.
+# The surveys, interviews and funnels tables (only the columns the seam reads), made in a
+# scratch schema inside a rolled-back transaction: the seam's SQL runs for real on rows
+# written straight in, without going through those domains' APIs.
 _SCRATCH_DDL = (
     "CREATE SCHEMA seam_scratch",
     "SET LOCAL search_path = seam_scratch, public",

@@ -3,13 +3,12 @@ funnel drop-offs.
 
 Each function returns plain evidence records for one segment, next to the same figures for
 all customers, so the persona builder can give shares, intervals and lifts. The sources are
-other domains' tables (issues 6 and 8); while a table does not exist yet (checked with
-`to_regclass`) a function returns nothing and the persona says which survey question would
-fill the field. Everything that knows those tables' shapes lives here and only here.
+other domains' tables; with no answers, interviews or funnels a function returns nothing and
+the persona says which survey question would fill the field. Everything that knows those
+tables' shapes lives here and only here. (`shared.surveys.evidence.answers_for` counts one
+group's answers; here the segment and the whole store are counted in the same statement.)
 
-Shapes read (from the surveys branch, shared/models/survey.py and interview.py, as of its
-commit 99a2bdd; its `shared.surveys.evidence.answers_for` gives the segment's side of the
-same counts and could replace the SQL here once both are merged):
+Shapes read:
 - `surveys(id, title, questions jsonb)`: each question a JSON object with a `key`, a `type`,
   its text (`text`, `prompt` or `title`), a `category`, and optionally the profile fact it
   maps to (`maps_to`, `profile_fact` or `fact`) or the library question it came from
@@ -86,11 +85,6 @@ class FunnelDropoff:
     store_dropped: int
 
 
-async def _exists(session: AsyncSession, table: str) -> bool:
-    found = await session.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})
-    return bool(found.scalar())
-
-
 def _first(obj: dict[str, Any], *names: str) -> Any:
     for name in names:
         if obj.get(name) not in (None, ""):
@@ -108,9 +102,6 @@ async def survey_evidence(
     session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID
 ) -> list[QuestionEvidence]:
     """Every answered survey question, the segment's answers next to all respondents'."""
-    for table in ("surveys", "survey_responses", "survey_answers"):
-        if not await _exists(session, table):
-            return []
     params = {"t": tenant_id, "s": segment_id}
     totals = (
         await session.execute(
@@ -213,8 +204,6 @@ async def interview_evidence(
     session: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID
 ) -> list[InterviewEvidence]:
     """Highlighted quotes (with their tags) from interviews with the segment's members."""
-    if not await _exists(session, "interviews"):
-        return []
     rows = (
         await session.execute(
             text(
@@ -260,8 +249,6 @@ async def funnel_dropoffs(
     Reach is counted from events in step order (each step's first time after the previous
     step's first time), for the segment and for all customers. Once the funnels service
     lands, its own per-run drop-offs can replace this count."""
-    if not await _exists(session, "funnels"):
-        return []
     funnels = (
         await session.execute(
             text(
