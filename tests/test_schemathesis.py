@@ -142,3 +142,12 @@ async def test_what_schemathesis_found_is_refused_at_the_edge(client, tenant, ur
     assert r.status_code == 422, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["errors"]
+
+
+async def test_an_order_count_past_postgresqls_integer_is_a_422(client, tenant):
+    """Found by a seeded run: `max_count` of 1.35e15 reached PostgreSQL as an integer (a 500)."""
+    body = {"condition": {"orders": {"max_count": 1353101298633360, "within_last_days": 1007}}}
+    r = await client.post("/v1/segments/preview", json=body, headers=auth(tenant.api_key))
+    assert r.status_code == 422, r.text
+    loc = r.json()["errors"][0]["loc"]
+    assert loc[:3] == ["body", "condition", "orders"] and loc[-1] == "max_count", loc

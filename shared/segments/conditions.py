@@ -274,8 +274,9 @@ class EventCondition(_Window):
 class OrdersFilter(_Window):
     min_total: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_total: Decimal | None = Field(default=None, ge=0, allow_inf_nan=False)
-    min_count: int | None = Field(default=None, ge=0)
-    max_count: int | None = Field(default=None, ge=0)
+    # Bounded like the event counts: a count past PostgreSQL's integer is a 422, not a 500.
+    min_count: int | None = Field(default=None, ge=0, le=1_000_000)
+    max_count: int | None = Field(default=None, ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _something(self) -> OrdersFilter:
