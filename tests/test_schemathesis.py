@@ -150,4 +150,5 @@ async def test_an_order_count_past_postgresqls_integer_is_a_422(client, tenant):
     r = await client.post("/v1/segments/preview", json=body, headers=auth(tenant.api_key))
     assert r.status_code == 422, r.text
     loc = r.json()["errors"][0]["loc"]
-    assert loc[:3] == ["body", "condition", "orders"] and loc[-1] == "max_count", loc
+    assert loc[:3] == ["body", "condition", "orders"], loc
+    assert loc[-1] == "max_count", loc
