@@ -292,18 +292,23 @@ async def run(args: argparse.Namespace, env: common.Env, store: DemoStore) -> di
             todo = {"events": partial(way_events, client, data, args.batch, args.clients),
                     "import": partial(way_import, client, data)}  # fmt: skip
             for name, way in todo.items():
+                if name not in args.ways:
+                    continue
                 before = await reset(conn)
                 print(f"loading {data.rows} events: {name} ...", flush=True)
                 meter = common.Meter([api, worker])
                 ways[name] = {**await common.attempt(way, api, worker), "cpu": meter.done()}
                 ways[name]["state"] = await state(conn, tenant_id)
                 ways[name]["events_analyzed"] = await analyzed(conn) - before
-        print(f"webhooks for {args.seconds:.0f} s ...", flush=True)
-        meter = common.Meter([api, worker])
-        hooks = partial(way_webhooks, port, tenant, data, args.seconds, args.webhook_clients)
-        ways["webhooks"] = w = await common.attempt(hooks, api, worker)
-        w["inbox_drained_s"] = await inbox_drained(conn, tenant_id)
-        w["cpu"], w["stored"] = meter.done(), await conn.fetchval(STORED_HOOKS, tenant_id)
+                if ways[name].get("errors"):
+                    ways[name]["logs"] = {c.name: e for c in (api, worker) if (e := c.last_error())}
+        if "webhooks" in args.ways:
+            print(f"webhooks for {args.seconds:.0f} s ...", flush=True)
+            meter = common.Meter([api, worker])
+            hooks = partial(way_webhooks, port, tenant, data, args.seconds, args.webhook_clients)
+            ways["webhooks"] = w = await common.attempt(hooks, api, worker)
+            w["inbox_drained_s"] = await inbox_drained(conn, tenant_id)
+            w["cpu"], w["stored"] = meter.done(), await conn.fetchval(STORED_HOOKS, tenant_id)
         server = await conn.fetchval("SHOW server_version")
     finally:
         await conn.close()
@@ -357,6 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15, help="webhook run length (15)")
     parser.add_argument("--batch", type=int, default=1000, help="events a POST (1000)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent batch posters (4)")
+    parser.add_argument(
+        "--ways",
+        type=lambda v: v.split(","),
+        default=["events", "import", "webhooks"],
+        help="ways to run besides COPY, comma-separated (events,import,webhooks)",
+    )
     parser.add_argument("--webhook-clients", type=int, default=24, help="concurrent senders")
     args = parser.parse_args(argv)
     if not 1 <= args.customers <= 1_000_000 or not 1 <= args.batch <= 1000:

@@ -3,6 +3,8 @@ edits, erasure, export and timeline."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.factories.store import customer, event, order
 from tests.helpers import auth
 from tests.test_auth import assert_problem
@@ -59,6 +61,26 @@ async def test_behaviour_is_computed_from_orders_and_events(client, tenant):
     assert b["preferred_order_channel"] == "web"
     assert b["referral_count"] == 1
     assert b["days_since_last_order"] == 10
+
+
+async def test_preferred_device_and_channel_follow_the_events_batch_by_batch(client, tenant):
+    """Each batch moves the most frequent device and channel; a batch that only repeats the
+    stored ones leaves them."""
+    h = auth(tenant.api_key)
+
+    async def send(*pairs: tuple[str | None, str | None]) -> dict:
+        batch = [event(customer_external_id="c-1", device=d, channel=c) for d, c in pairs]
+        r = await client.post("/v1/events", json={"events": batch}, headers=h)
+        assert r.status_code == 202, r.text
+        b = (await client.get("/v1/customers/ext:c-1", headers=h)).json()["behaviour"]
+        return {"device": b["preferred_device"], "channel": b["preferred_event_channel"]}
+
+    first = {"device": "mobile", "channel": "web"}
+    assert await send(("mobile", "web"), ("mobile", "web")) == first
+    assert await send(("mobile", None), (None, "web")) == first  # 3 mobile, 3 web
+    assert await send(("tablet", "app"), ("tablet", "app")) == first  # 2 tablet, 2 app
+    changed = await send(("tablet", "app"), ("tablet", "app"))
+    assert changed == {"device": "tablet", "channel": "app"}
 
 
 async def test_list_filters_on_typed_and_computed_facts(client, tenant):
@@ -215,11 +237,15 @@ async def test_a_large_batch_of_customers_is_upserted_in_one_call(app, tenant):
     assert [r.outcome.value for r in results].count("created") == 1500
 
 
+@pytest.mark.parametrize("apart", [False, True], ids=["one-transaction", "identities-apart"])
+@pytest.mark.parametrize("first", ["browsing", "linking"])
 async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
-    app, tenant, owner_engine
+    app, tenant, owner_engine, first, apart
 ):
-    """Batch B stores anonymous events and has not committed when batch A links the visitor:
-    A must wait for B (else its backfill misses B's rows), and B's events end up linked."""
+    """One batch stores a visitor's anonymous events, another links the visitor to a
+    customer, and the first has not committed when the second runs (either way round): the
+    second must wait for the first (else neither sees the other's rows), and every event
+    ends up on the customer."""
     import asyncio
 
     from sqlalchemy import text
@@ -234,24 +260,25 @@ async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
         EventIn.model_validate(event("login", customer_external_id="c-1", anonymous_id="v-1"))
     ]
 
+    batches = {"browsing": browsing, "linking": linking}
+    held, second = batches.pop(first), next(iter(batches.values()))
+
     async def link() -> None:
         async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
-            await ingest.ingest_events(session, tenant.tenant_id, linking)
+            await ingest.ingest_events(session, tenant.tenant_id, second, identities_apart=apart)
 
-    async def waiting_on_a_lock() -> bool:
+    async def waiting_on_a_lock() -> bool:  # or done without waiting
         async with owner_engine.connect() as conn:
-            waiting = await conn.scalar(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-            )
+            waiting = await conn.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
         return bool(waiting) or linker.done()
 
     async with app.state.sessionmaker() as session:
         async with session.begin():
             await set_tenant(session, tenant.tenant_id)
-            await ingest.ingest_events(session, tenant.tenant_id, browsing)
+            await ingest.ingest_events(session, tenant.tenant_id, held, identities_apart=apart)
             linker = asyncio.create_task(link())
             await poll(waiting_on_a_lock, timeout=10)
-        # B commits here; A may now go on.
+        # The first commits here; the second may now go on.
     await asyncio.wait_for(linker, timeout=10)
     async with owner_engine.connect() as conn:
         unlinked = await conn.scalar(text("SELECT count(*) FROM events WHERE customer_id IS NULL"))

@@ -60,18 +60,23 @@ CROSS JOIN LATERAL (
 WHERE c.tenant_id = :tenant AND c.id = t.id
 """
 
+# Driven by the customers' primary key (`id = ANY`), one mode() per customer over its events.
 _EVENTS_SQL = """
-WITH target AS (SELECT unnest(CAST(:ids AS uuid[])) AS id)
-UPDATE customers c SET preferred_device = e.device, event_channel = e.channel,
-    stats_updated_at = now()
-FROM target t
-CROSS JOIN LATERAL (
-    SELECT mode() WITHIN GROUP (ORDER BY e.device) AS device,
-           mode() WITHIN GROUP (ORDER BY e.channel) AS channel
+UPDATE customers c SET (preferred_device, event_channel, stats_updated_at) = (
+    SELECT mode() WITHIN GROUP (ORDER BY e.device), mode() WITHIN GROUP (ORDER BY e.channel),
+           now()
     FROM events e
-    WHERE e.tenant_id = :tenant AND e.customer_id = t.id
-) e
-WHERE c.tenant_id = :tenant AND c.id = t.id
+    WHERE e.tenant_id = :tenant AND e.customer_id = c.id
+)
+WHERE c.tenant_id = :tenant AND c.id = ANY(CAST(:ids AS uuid[]))
+"""
+# The stored preferences of the customers new events touched, their rows locked in id order:
+# every transaction that refreshes customers locks them in that one order, never in a cycle.
+_PREFERENCES_SQL = """
+SELECT id, preferred_device, event_channel FROM customers
+WHERE tenant_id = :tenant AND id = ANY(CAST(:ids AS uuid[]))
+ORDER BY id
+FOR NO KEY UPDATE
 """
 
 _REFERRALS_SQL = """
@@ -102,6 +107,35 @@ async def refresh_events(
         await session.execute(
             text(_EVENTS_SQL), {"tenant": tenant_id, "ids": sorted(set(customer_ids))}
         )
+
+
+async def refresh_events_for(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    votes: Collection[tuple[uuid.UUID, str | None, str | None]],
+    always: Collection[uuid.UUID] = (),
+) -> None:
+    """Refresh after new events, given as (customer, device, channel): the customers in
+    `always`, and those whose preferred device or channel the events could change. Events
+    that name the value stored (or none) cannot: votes for the mode keep it the mode."""
+    ids = sorted({v[0] for v in votes} | set(always))
+    if not ids:
+        return
+    stored = {
+        cid: (device, channel)
+        for cid, device, channel in await session.execute(
+            text(_PREFERENCES_SQL), {"tenant": tenant_id, "ids": ids}
+        )
+    }
+    changed = set(always)
+    for cid, device, channel in votes:
+        held = stored.get(cid)
+        if held is not None and (
+            (device is not None and device != held[0])
+            or (channel is not None and channel != held[1])
+        ):
+            changed.add(cid)
+    await refresh_events(session, tenant_id, changed)
 
 
 async def refresh_referrals(

@@ -157,30 +157,58 @@ _LINK = text(
     ON CONFLICT DO NOTHING
     """
 )
+# Per visitor, one probe of its link and, if it has one, one of its unlinked events: LATERAL
+# subqueries that `OFFSET 0` keeps the planner from flattening into joins (the second reads
+# the first's anonymous_id, so it runs second), and the rows to update found by primary key
+# alone (a condition on customer_id would let the planner pick the partial index instead).
+# So the cost follows the batch, whatever the statistics say of a table being loaded.
 _BACKFILL = text(
     """
-    UPDATE events e SET customer_id = i.customer_id
-    FROM identities i
-    WHERE e.tenant_id = :t AND e.customer_id IS NULL
-      AND e.anonymous_id = ANY(CAST(:anon AS text[]))
-      AND i.tenant_id = e.tenant_id AND i.anonymous_id = e.anonymous_id
+    UPDATE events e SET customer_id = (
+        SELECT i.customer_id FROM identities i
+        WHERE i.tenant_id = e.tenant_id AND i.anonymous_id = e.anonymous_id
+    )
+    WHERE e.tenant_id = :t AND e.id = ANY(ARRAY(
+        SELECT u.id
+        FROM unnest(CAST(:anon AS text[])) AS a(anonymous_id)
+        CROSS JOIN LATERAL (
+            SELECT i.anonymous_id FROM identities i
+            WHERE i.tenant_id = :t AND i.anonymous_id = a.anonymous_id
+            OFFSET 0
+        ) i
+        CROSS JOIN LATERAL (
+            SELECT x.id FROM events x
+            WHERE x.tenant_id = :t AND x.anonymous_id = i.anonymous_id
+              AND x.customer_id IS NULL
+            OFFSET 0
+        ) u
+    ))
     RETURNING e.customer_id
     """
 )
 
 
-async def link_identities(
+async def insert_links(
     session: AsyncSession, tenant_id: uuid.UUID, links: dict[str, uuid.UUID]
+) -> None:
+    """Record anonymous -> customer; a visitor linked already keeps its link (the first
+    wins). Inserted in sorted order, so two batches never wait on each other in a cycle."""
+    if links:
+        ordered = sorted(links.items())
+        await session.execute(
+            _LINK,
+            {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]},
+        )
+
+
+async def backfill(
+    session: AsyncSession, tenant_id: uuid.UUID, anonymous_ids: Sequence[str]
 ) -> set[uuid.UUID]:
-    """Record anonymous -> customer (the first link wins), and move the anonymous visitor's
-    earlier events onto the customer. Returns the customers whose events changed."""
-    if not links:
+    """Move these visitors' events that have no customer yet onto their linked customer.
+    Returns the customers whose events changed."""
+    if not anonymous_ids:
         return set()
-    ordered = sorted(links.items())
-    await session.execute(
-        _LINK, {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]}
-    )
-    moved = await session.execute(_BACKFILL, {"t": tenant_id, "anon": [a for a, _ in ordered]})
+    moved = await session.execute(_BACKFILL, {"t": tenant_id, "anon": sorted(anonymous_ids)})
     return {cid for (cid,) in moved if cid is not None}
 
 

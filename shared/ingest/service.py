@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import errors
 from shared.customers import repository as customers_repo
 from shared.customers import stats
+from shared.db.engine import set_tenant
 from shared.errors import InvalidInput, NotFound, UnsupportedMediaType
 from shared.ingest import repository
 from shared.ingest.imports import ImportFormat, ImportKind
@@ -106,15 +108,19 @@ async def upsert_orders(
     return results
 
 
-async def ingest_events(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    events: Sequence[EventIn],
-    *,
-    defer_refresh: set[uuid.UUID] | None = None,
-) -> EventsAccepted:
-    """Store a batch. With `defer_refresh`, the touched customers are added to that set
-    instead of having their facts refreshed now (an import refreshes them once, in bulk)."""
+@dataclass
+class _Resolved:
+    customer_ids: dict[str, uuid.UUID]  # customers' external ids -> ids (erased ones absent)
+    identities: dict[str, uuid.UUID]  # visitors' anonymous ids -> the customer they are
+    fresh: list[str]  # visitors not linked when the batch began, linked here or not at all
+    linked: list[str]  # visitors this batch linked
+
+
+async def _resolve(
+    session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[EventIn]
+) -> _Resolved:
+    """Who each event is: customers (created bare if unknown) and visitors, linking the
+    anonymous ids that arrive beside a customer's. The first link of a visitor wins."""
     known = [e.customer_external_id for e in events if e.customer_external_id]
     customer_ids = await customers_repo.ensure(session, tenant_id, known)
     links = {
@@ -123,17 +129,47 @@ async def ingest_events(
         if e.anonymous_id and e.customer_external_id and e.customer_external_id in customer_ids
     }
     anonymous = [e.anonymous_id for e in events if e.anonymous_id and not e.customer_external_id]
-    # A visitor's link, once made, never changes (the first wins), so only visitors not yet
-    # linked need care: concurrent batches may link one and store their anonymous events at
-    # once. Lock those ids for this transaction, so whichever commits second sees the first.
     identities = await repository.known_identities(session, tenant_id, [*links, *anonymous])
     fresh = sorted({*links, *anonymous} - set(identities))
-    if fresh:
-        await repository.lock_anonymous_ids(session, tenant_id, fresh)
-        identities |= await repository.known_identities(session, tenant_id, fresh)
     new_links = {a: c for a, c in links.items() if a not in identities}
-    touched = await repository.link_identities(session, tenant_id, new_links)
-    identities |= new_links
+    if new_links:  # a concurrent batch may link one of them first: re-read who won
+        await repository.insert_links(session, tenant_id, new_links)
+        identities |= await repository.known_identities(session, tenant_id, list(new_links))
+    return _Resolved(customer_ids, identities, fresh, sorted(new_links))
+
+
+@asynccontextmanager
+async def _apart(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+    """A short transaction of its own, beside `session`'s, on the same engine."""
+    async with AsyncSession(session.bind, expire_on_commit=False) as own, own.begin():
+        await set_tenant(own, tenant_id)
+        yield own
+
+
+async def ingest_events(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    events: Sequence[EventIn],
+    *,
+    defer_refresh: set[uuid.UUID] | None = None,
+    identities_apart: bool = False,
+) -> EventsAccepted:
+    """Store a batch. With `defer_refresh`, the touched customers are added to that set
+    instead of having their facts refreshed now (an import refreshes them once, in bulk).
+
+    With `identities_apart`, who the events are (bare customers, visitor links and the
+    stitching of those visitors' earlier events) is committed first, in a short
+    transaction of its own: concurrent batches that share visitors then wait on each other
+    for that moment only, not for a whole batch. Those facts stay if the batch then fails,
+    which is harmless: a retry finds them."""
+    if identities_apart:
+        async with _apart(session, tenant_id) as own:
+            who = await _resolve(own, tenant_id, events)
+            await stats.refresh_events(own, tenant_id, await _stitch(own, tenant_id, who.linked))
+        who.fresh = [a for a in who.fresh if a not in who.identities]
+    else:
+        who = await _resolve(session, tenant_id, events)
+    customer_ids, identities = who.customer_ids, who.identities
     rows: list[dict[str, Any]] = []
     erased = 0
     seen: set[str] = set()
@@ -163,14 +199,35 @@ async def ingest_events(
             }
         )
     stored = await repository.insert_events(session, tenant_id, rows)
-    touched |= {r["customer_id"] for r in rows if r["external_id"] in stored and r["customer_id"]}
+    votes = {
+        (r["customer_id"], r["device"], r["channel"])
+        for r in rows
+        if r["external_id"] in stored and r["customer_id"]
+    }
+    # Stitch first: every transaction takes the visitors' locks before it updates any
+    # customer row (a refresh), so two never wait on each other in a cycle.
+    stitched = await _stitch(session, tenant_id, who.fresh)
     if defer_refresh is None:
-        await stats.refresh_events(session, tenant_id, touched)
+        await stats.refresh_events_for(session, tenant_id, votes, always=stitched)
     else:
-        defer_refresh |= touched
+        defer_refresh |= stitched | {v[0] for v in votes}
     return EventsAccepted(
         accepted=len(stored), duplicates=len(events) - erased - len(stored), ignored_erased=erased
     )
+
+
+async def _stitch(
+    session: AsyncSession, tenant_id: uuid.UUID, fresh: Sequence[str]
+) -> set[uuid.UUID]:
+    """Move the anonymous events of visitors linked by now onto their customer, after this
+    transaction stored its links and events. A concurrent transaction's links or events are
+    invisible until it commits, so both lock the visitors first (advisory locks, held to
+    commit): whichever commits second runs this after the first committed, and sees both.
+    The locks come after the inserts, so concurrent batches overlap for all but this step."""
+    if not fresh:
+        return set()
+    await repository.lock_anonymous_ids(session, tenant_id, fresh)
+    return await repository.backfill(session, tenant_id, fresh)
 
 
 async def identify(session: AsyncSession, tenant_id: uuid.UUID, data: IdentifyIn) -> bool:
@@ -179,10 +236,9 @@ async def identify(session: AsyncSession, tenant_id: uuid.UUID, data: IdentifyIn
     ids = await customers_repo.ensure(session, tenant_id, [data.customer_external_id])
     if data.customer_external_id not in ids:
         return False
-    await repository.lock_anonymous_ids(session, tenant_id, [data.anonymous_id])
-    touched = await repository.link_identities(
-        session, tenant_id, {data.anonymous_id: ids[data.customer_external_id]}
-    )
+    links = {data.anonymous_id: ids[data.customer_external_id]}
+    await repository.insert_links(session, tenant_id, links)
+    touched = await _stitch(session, tenant_id, list(links))
     await stats.refresh_events(session, tenant_id, touched)
     return True
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Identity,
     Index,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +34,13 @@ class Event(Base):
             "ix_events_tenant_id_customer_id_occurred_at", "tenant_id", "customer_id", "occurred_at"
         ),
         Index("ix_events_tenant_id_anonymous_id", "tenant_id", "anonymous_id"),
+        # The events a stitch may move onto a customer: few, and read per visitor.
+        Index(
+            "ix_events_unlinked",
+            "tenant_id",
+            "anonymous_id",
+            postgresql_where=text("customer_id IS NULL"),
+        ),
         Index("ix_events_tenant_id_name_occurred_at", "tenant_id", "name", "occurred_at"),
     )
 

@@ -30,7 +30,7 @@ async def create(
     """Store one event, or `{"events": [...]}` (1 to 1,000). A repeated event id is stored
     once; the answer counts what was new."""
     events = data.events if isinstance(data, EventBatch) else [data]
-    return await ingest.ingest_events(session, principal.tenant_id, events)
+    return await ingest.ingest_events(session, principal.tenant_id, events, identities_apart=True)
 
 
 @router.post(
