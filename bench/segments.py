@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import time
@@ -49,11 +50,13 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 
 from bench import common, load_store
 from shared.db.engine import set_tenant
+from shared.db.migrate import upgrade
 from shared.embedded import free_port
 from shared.ingest.demo import DemoConfig, DemoStore, generate
 from shared.models import Segment
 from shared.segments import clustering, conditions, repository, segmentation
 from shared.segments import service as segments
+from shared.settings import Settings
 
 TARGETS = {"preview_s": 1.0, "refresh_ratio": 2.0, "kmeans_s": 60.0}
 CONDITION: TypeAdapter[Any] = TypeAdapter(conditions.Condition)
@@ -322,13 +325,59 @@ async def try_index(
     return {"index": COVERING_INDEX, "build_seconds": round(built, 2), **ways}
 
 
+def _key(args: argparse.Namespace) -> str:
+    return f"segments/{args.customers}/{args.seed}"
+
+
+async def _reusable(env: common.Env, args: argparse.Namespace) -> dict[str, str] | None:
+    """The tenant of a store this benchmark loaded before with the same size and seed, its
+    database migrated to this code and emptied of what earlier runs made."""
+    try:
+        conn = await asyncpg.connect(load_store.owner_dsn(env))
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    try:
+        note = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname = current_database()"
+        )
+        if not note or not note.startswith(_key(args) + " "):
+            return None
+        tenant: dict[str, str] = json.loads(note.split(" ", 1)[1])
+        await upgrade(Settings(DATABASE_URL=env.database_url))
+        tid = uuid.UUID(tenant["tenant_id"])
+        for table in ("segment_members", "segmentations", "segments", "jobs"):
+            await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tid)
+        await conn.execute("VACUUM ANALYZE segment_members")
+        return tenant
+    finally:
+        await conn.close()
+
+
+async def _remember(env: common.Env, args: argparse.Namespace, tenant: dict[str, str]) -> None:
+    conn = await asyncpg.connect(load_store.owner_dsn(env))
+    try:
+        note = f"{_key(args)} {json.dumps(tenant)}".replace("'", "''")
+        await conn.execute(f"COMMENT ON DATABASE \"{common.BENCH_DB}\" IS '{note}'")
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace, env: common.Env, store: DemoStore) -> dict[str, Any]:
     queue = f"portrait:bench:{os.getpid()}"
-    settings = await load_store.fresh_database(env)
-    tenant = load_store.create_tenant(env, queue)
+    reused = await _reusable(env, args) if args.reuse else None
+    if reused is None:
+        settings = await load_store.fresh_database(env)
+        tenant = load_store.create_tenant(env, queue)
+        print(f"loading {store.sizes} ...", flush=True)
+        loaded = await load_store.load(
+            load_store.owner_dsn(env), uuid.UUID(tenant["tenant_id"]), store
+        )
+        await _remember(env, args, tenant)
+    else:
+        print("reusing the store an earlier run loaded", flush=True)
+        settings, tenant, loaded = Settings(DATABASE_URL=env.database_url), reused, {"reused": True}
     tenant_id = uuid.UUID(tenant["tenant_id"])
-    print(f"loading {store.sizes} ...", flush=True)
-    loaded = await load_store.load(load_store.owner_dsn(env), tenant_id, store)
     q = Question(store.config.end)
     conn = await asyncpg.connect(load_store.owner_dsn(env))
     try:
@@ -445,9 +494,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--try-index", action="store_true", help="also time preview with a covering index"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the store a run with the same size and seed loaded (own database)",
+    )
     args = parser.parse_args(argv)
     if not 1_000 <= args.customers <= 1_000_000 or args.repeat < 1:
         parser.error("need 1000 <= --customers <= 1000000 and --repeat >= 1")
+    if args.reuse:  # a database of its own, so the other benchmarks do not wipe the store
+        common.BENCH_DB = "portrait_bench_segments"
     started, commit = time.perf_counter(), common.git_commit()
     store = generate(DemoConfig(n_customers=args.customers, seed=args.seed))
     sizes = store.sizes

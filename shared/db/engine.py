@@ -86,6 +86,18 @@ async def set_tenant(session: AsyncSession, tenant_id: uuid.UUID | str) -> None:
     session.info["tenant_id"] = str(tenant_id)
 
 
+@asynccontextmanager
+async def key_checks_cached(session: AsyncSession) -> AsyncIterator[None]:
+    """Around a bulk write into a table with foreign keys. Engines plan every statement for
+    its own parameters (`plan_cache_mode = force_custom_plan`), and PostgreSQL applies that
+    to the key checks it runs for each inserted row as well: each check is planned again,
+    row after row (884k segment memberships took 47 s, 17 s with plans reused). A key check
+    is the same index probe for any key, so here the server may reuse its plans."""
+    await session.execute(text("SET LOCAL plan_cache_mode = auto"))
+    yield
+    await session.execute(text("RESET plan_cache_mode"))  # back to the connection's own
+
+
 def on_after_commit(session: AsyncSession, callback: AfterCommit) -> None:
     """Run `callback` once the unit of work has committed (e.g. enqueue a job whose row must
     be visible first). Callbacks are dropped on rollback."""

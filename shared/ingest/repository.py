@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, literal_column, or_, select, text, tuple_, 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.engine import key_checks_cached
 from shared.models import (
     ImportChunk,
     Order,
@@ -56,7 +57,8 @@ async def upsert_orders(
         set_={**{c: ex[c] for c in columns}, "updated_at": func.now()},
         where=newer,
     ).returning(Order.external_id, Order.id, literal_column("(xmax = 0)").label("inserted"))
-    result = await session.execute(upsert)
+    async with key_checks_cached(session):
+        result = await session.execute(upsert)
     return {ext: (oid, inserted, before.get(ext)) for ext, oid, inserted in result}
 
 
@@ -76,8 +78,9 @@ async def replace_items(
         for n, item in enumerate(lines, start=1)
     ]
     # asyncpg caps a statement at 32767 parameters: 8 columns a row, so chunk.
-    for start in range(0, len(rows), 3000):
-        await session.execute(insert(OrderItem).values(rows[start : start + 3000]))
+    async with key_checks_cached(session):
+        for start in range(0, len(rows), 3000):
+            await session.execute(insert(OrderItem).values(rows[start : start + 3000]))
 
 
 async def get_order(
@@ -250,7 +253,8 @@ async def insert_events(
     params: dict[str, Any] = {c: [r[c] for r in rows] for c in _EVENT_COLUMNS}
     params["properties"] = [json.dumps(p, separators=(",", ":")) for p in params["properties"]]
     params["tenant"] = tenant_id
-    result = await session.execute(_INSERT_EVENTS, params)
+    async with key_checks_cached(session):
+        result = await session.execute(_INSERT_EVENTS, params)
     return set(result.scalars())
 
 

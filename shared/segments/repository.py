@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.engine import key_checks_cached
 from shared.models import Customer, CustomerValue, Segment, SegmentMember
 
 
@@ -155,7 +156,8 @@ async def replace_members(
     await session.execute(insert(_MATCH).from_select(["customer_id"], ids.distinct()))
     params = {"t": tenant_id, "s": segment_id, "now": now}
     left = (await session.execute(_LEAVE, params)).rowcount  # type: ignore[attr-defined]
-    entered = (await session.execute(_ENTER, params)).rowcount  # type: ignore[attr-defined]
+    async with key_checks_cached(session):
+        entered = (await session.execute(_ENTER, params)).rowcount  # type: ignore[attr-defined]
     size = int(await session.scalar(text("SELECT count(*) FROM segment_match")) or 0)
     return size, int(entered or 0), int(left or 0)
 
@@ -248,9 +250,10 @@ async def add_first_members(
     """The members of a segment made just now (it has none yet): one INSERT, no staging and
     no comparison with open memberships. `ids` must be distinct. Returns the size."""
     if len(ids):
-        await session.execute(
-            _FIRST_MEMBERS, {"t": tenant_id, "s": segment_id, "now": now, "ids": list(ids)}
-        )
+        async with key_checks_cached(session):
+            await session.execute(
+                _FIRST_MEMBERS, {"t": tenant_id, "s": segment_id, "now": now, "ids": list(ids)}
+            )
     return len(ids)
 
 

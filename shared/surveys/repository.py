@@ -12,6 +12,7 @@ from sqlalchemy import Select, Text, and_, cast, delete, func, insert, select, u
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db.engine import key_checks_cached
 from shared.models import (
     Customer,
     Interview,
@@ -94,8 +95,9 @@ async def audience_members(
 
 
 async def insert_invitations(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(SurveyInvitation), rows[start : start + CHUNK])
+    async with key_checks_cached(session):
+        for start in range(0, len(rows), CHUNK):
+            await session.execute(insert(SurveyInvitation), rows[start : start + CHUNK])
 
 
 async def find_invitation(
