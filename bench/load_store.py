@@ -66,7 +66,8 @@ qty AS (
     GROUP BY o.customer_id, i.category
 ),
 cat AS (
-    SELECT customer_id, (array_agg(category ORDER BY qty DESC, category))[1:3] AS top
+    SELECT customer_id, (array_agg(category ORDER BY qty DESC, category))[1:3] AS top,
+           jsonb_object_agg(category, qty) AS quantities
     FROM qty GROUP BY customer_id
 ),
 ev AS (
@@ -89,6 +90,7 @@ UPDATE customers c SET
     refunded_amount = coalesce(o.refunded, 0),
     order_channel = o.channel,
     top_categories = cat.top,
+    category_quantities = coalesce(cat.quantities, '{}'),
     preferred_device = ev.device,
     event_channel = ev.channel,
     referral_count = coalesce(ref.n, 0),

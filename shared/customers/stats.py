@@ -26,6 +26,7 @@ UPDATE customers c SET
     refunded_amount = o.refunded,
     order_channel = o.channel,
     top_categories = cat.top,
+    category_quantities = cat.quantities,
     stats_updated_at = now()
 FROM target t
 CROSS JOIN LATERAL (
@@ -42,7 +43,8 @@ CROSS JOIN LATERAL (
     WHERE o.tenant_id = :tenant AND o.customer_id = t.id
 ) o
 CROSS JOIN LATERAL (
-    SELECT array_agg(x.category ORDER BY x.qty DESC, x.category) AS top
+    SELECT (array_agg(x.category ORDER BY x.qty DESC, x.category))[1:3] AS top,
+           coalesce(jsonb_object_agg(x.category, x.qty), '{}') AS quantities
     FROM (
         SELECT i.category, sum(i.quantity) AS qty
         FROM order_items i
@@ -53,8 +55,6 @@ CROSS JOIN LATERAL (
                 AND o.status IN ('placed', 'paid', 'fulfilled')
           ))
         GROUP BY i.category
-        ORDER BY qty DESC, i.category
-        LIMIT 3
     ) x
 ) cat
 WHERE c.tenant_id = :tenant AND c.id = t.id

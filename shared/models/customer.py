@@ -18,8 +18,9 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import NOW, Base, new_id
@@ -99,6 +100,10 @@ class Customer(Base):
     refund_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     refunded_amount: Mapped[Decimal] = mapped_column(Numeric, default=0, server_default="0")
     top_categories: Mapped[list[str] | None] = mapped_column(TextArray)
+    # Quantity bought per category (purchases only): the category mix k-means reads.
+    category_quantities: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     order_channel: Mapped[str | None] = mapped_column(String(32))
     event_channel: Mapped[str | None] = mapped_column(String(32))
     preferred_device: Mapped[str | None] = mapped_column(String(32))

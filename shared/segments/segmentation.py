@@ -7,6 +7,7 @@ mix) and are pivoted into arrays; the clustering itself is `shared.segments.clus
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -65,37 +66,39 @@ class SegmentationRead(BaseModel):
     created_at: datetime
 
 
+# Every column as one array (one row back): no Python object per customer and field. Missing
+# values come as NaN. `fetch`, not `fetchrow`: a row limit would rule out parallel workers.
 _BASE = """
-SELECT c.id,
-       date_part('day', now() - c.last_order_at) AS recency_days,
-       c.order_count AS frequency,
-       c.total_spent::float8 AS monetary,
-       c.average_order_value::float8 AS aov,
-       date_part('day', now() - coalesce(c.first_order_at, c.created_at)) AS tenure_days,
-       date_part('year', age(c.birth_date)) AS age,
-       c.preferred_channel,
-       CASE WHEN c.order_count > 0 THEN c.refund_count::float8 / (c.order_count + c.refund_count)
-            ELSE 0 END AS refund_rate
+SELECT array_agg(c.id ORDER BY c.id) AS id,
+       array_agg(coalesce(date_part('day', now() - c.last_order_at), 'NaN') ORDER BY c.id)
+           AS recency_days,
+       array_agg(c.order_count::float8 ORDER BY c.id) AS frequency,
+       array_agg(c.total_spent::float8 ORDER BY c.id) AS monetary,
+       array_agg(coalesce(c.average_order_value::float8, 'NaN') ORDER BY c.id) AS aov,
+       array_agg(date_part('day', now() - coalesce(c.first_order_at, c.created_at)) ORDER BY c.id)
+           AS tenure_days,
+       array_agg(coalesce(date_part('year', age(c.birth_date)), 'NaN') ORDER BY c.id) AS age,
+       array_agg(c.preferred_channel ORDER BY c.id) AS preferred_channel,
+       array_agg(CASE WHEN c.order_count > 0
+                      THEN c.refund_count::float8 / (c.order_count + c.refund_count)
+                      ELSE 0 END ORDER BY c.id) AS refund_rate,
+       array_agg(c.category_quantities ORDER BY c.id) AS category_quantities
 FROM customers c
 WHERE c.tenant_id = $1 AND c.order_count > 0
 """
-_CATEGORIES = """
-WITH top AS (
-    SELECT i.category FROM order_items i
-    WHERE i.tenant_id = $1 AND i.category IS NOT NULL
-    GROUP BY i.category ORDER BY sum(i.quantity) DESC LIMIT $2
-)
-SELECT o.customer_id, i.category, sum(i.quantity)::float8 AS quantity
-FROM orders o
-JOIN order_items i ON i.tenant_id = o.tenant_id AND i.order_id = o.id
-WHERE o.tenant_id = $1 AND o.customer_id IS NOT NULL
-  AND o.status IN ('placed', 'paid', 'fulfilled') AND i.category IN (SELECT category FROM top)
-GROUP BY o.customer_id, i.category
+_NUMERIC = ("recency_days", "frequency", "monetary", "aov", "tenure_days", "age", "refund_rate")
+# The store's best-selling categories, from the customers' own tallies.
+_TOP_CATEGORIES = """
+SELECT q.key FROM customers c, jsonb_each_text(c.category_quantities) q
+WHERE c.tenant_id = $1 AND c.order_count > 0
+GROUP BY q.key ORDER BY sum(q.value::numeric) DESC, q.key LIMIT $2
 """
 _DEVICES = """
-SELECT customer_id, avg((device = 'mobile')::int)::float8 AS mobile_share
-FROM events WHERE tenant_id = $1 AND customer_id IS NOT NULL AND device IS NOT NULL
-GROUP BY customer_id
+SELECT array_agg(customer_id) AS customer_id, array_agg(mobile_share) AS mobile_share FROM (
+    SELECT customer_id, avg((device = 'mobile')::int)::float8 AS mobile_share
+    FROM events WHERE tenant_id = $1 AND customer_id IS NOT NULL AND device IS NOT NULL
+    GROUP BY customer_id
+) d
 """
 
 
@@ -106,53 +109,34 @@ async def load_features(
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
-    base = await raw.fetch(_BASE, tenant_id)
-    n = len(base)
-    ids = np.empty(n, dtype=object)
-    ids[:] = [r["id"] for r in base]
-    index = {cid: i for i, cid in enumerate(ids)}
-
-    def column(name: str) -> np.ndarray:
-        return np.array([np.nan if r[name] is None else float(r[name]) for r in base])
-
+    (base,) = await raw.fetch(_BASE, tenant_id)
+    ids = np.empty(len(base["id"] or ()), dtype=object)
+    ids[:] = base["id"] or []
+    n = len(ids)
     table: dict[str, np.ndarray] = {
-        name: column(name)
-        for name in (
-            "recency_days",
-            "frequency",
-            "monetary",
-            "aov",
-            "tenure_days",
-            "age",
-            "refund_rate",
-        )
+        name: np.array(base[name] or [], dtype=np.float64) for name in _NUMERIC
     }
-    channels = sorted({r["preferred_channel"] for r in base if r["preferred_channel"]})
-    for channel in channels:
-        table[f"channel_{_slug(channel)}"] = np.array(
-            [1.0 if r["preferred_channel"] == channel else 0.0 for r in base]
+    preferred = np.array(base["preferred_channel"] or [], dtype=object)
+    for channel in sorted({c for c in preferred if c}):
+        table[f"channel_{_slug(channel)}"] = (preferred == channel).astype(np.float64)
+    # The category mix: each customer's share of the store's top categories (of what they
+    # bought of those), from the tallies the profile keeps.
+    top = [r["key"] for r in await raw.fetch(_TOP_CATEGORIES, tenant_id, TOP_CATEGORIES)]
+    if top:
+        tallies = [json.loads(q) if isinstance(q, str) else q for q in base["category_quantities"]]
+        quantities = np.array([[float(t.get(c, 0)) for c in top] for t in tallies]).reshape(
+            n, len(top)
         )
-    # Millions of (customer, category) rows at a million customers: accumulated with numpy,
-    # never an array allocated per row.
-    rows = await raw.fetch(_CATEGORIES, tenant_id, TOP_CATEGORIES)
-    at = np.fromiter((index.get(r["customer_id"], -1) for r in rows), np.int64, len(rows))
-    slugs: dict[str, str] = {}
-    keys = [
-        slugs.get(c) or slugs.setdefault(c, f"category_{_slug(c)}")
-        for c in (r["category"] for r in rows)
-    ]
-    quantity = np.fromiter((r["quantity"] for r in rows), np.float64, len(rows))
-    known = at >= 0
-    totals = np.bincount(at[known], weights=quantity[known], minlength=n)
-    names, which = np.unique(np.array(keys, dtype=object), return_inverse=True)
-    for k, key in enumerate(names):
-        mine = known & (which == k)
-        quantities = np.bincount(at[mine], weights=quantity[mine], minlength=n)
-        table[str(key)] = np.divide(quantities, totals, out=np.zeros(n), where=totals > 0)
+        totals = quantities.sum(axis=1)
+        for j, category in enumerate(top):
+            table[f"category_{_slug(category)}"] = np.divide(
+                quantities[:, j], totals, out=np.zeros(n), where=totals > 0
+            )
+    (devices,) = await raw.fetch(_DEVICES, tenant_id)
+    index = {cid: i for i, cid in enumerate(ids)}
+    at = np.fromiter((index.get(c, -1) for c in devices["customer_id"] or ()), np.int64)
+    share = np.array(devices["mobile_share"] or [], dtype=np.float64)
     mobile = np.full(n, np.nan)
-    devices = await raw.fetch(_DEVICES, tenant_id)
-    at = np.fromiter((index.get(r["customer_id"], -1) for r in devices), np.int64, len(devices))
-    share = np.fromiter((r["mobile_share"] for r in devices), np.float64, len(devices))
     mobile[at[at >= 0]] = share[at >= 0]
     if np.isfinite(mobile).any():
         table["mobile_share"] = mobile
