@@ -90,7 +90,7 @@ UPDATE customers c SET
     refunded_amount = coalesce(o.refunded, 0),
     order_channel = o.channel,
     top_categories = cat.top,
-    category_quantities = coalesce(cat.quantities, '{}'),
+    category_quantities = coalesce(cat.quantities, '{{}}'),
     preferred_device = ev.device,
     event_channel = ev.channel,
     referral_count = coalesce(ref.n, 0),
