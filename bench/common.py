@@ -157,7 +157,23 @@ class Child:
             self.proc.wait(timeout=10)
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        """CPU seconds of the child and its own children (uvicorn's worker processes)."""
+        return sum(cpu_seconds(pid) for pid in _tree(self.proc.pid))
+
+
+def _tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parents[int(pid)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+    found, todo = [root], [root]
+    while todo:
+        parent = todo.pop()
+        kids = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += kids
+        todo += kids
+    return found
 
 
 def run_cli(env: Env, args: Sequence[str], queue: str, timeout: float = 120) -> str:

@@ -24,9 +24,16 @@ def alembic_config(connection: Connection | None = None, app_user: str | None = 
     return cfg
 
 
+# A migration may rebuild an index or backfill a column over every tenant's rows: no request's
+# statement timeout applies to it (a day at most, so nothing hangs forever).
+MIGRATION_TIMEOUT_MS = 24 * 3600 * 1000
+
+
 async def upgrade(settings: Settings, revision: str = "head") -> None:
     """Upgrade as the owner, then make sure the app role can log in with its password."""
-    engine = make_engine(owner_url(settings), settings, pool_size=1)
+    engine = make_engine(
+        owner_url(settings), settings, pool_size=1, statement_timeout_ms=MIGRATION_TIMEOUT_MS
+    )
     app_user = settings.database.app_user
     try:
         async with engine.connect() as conn:
@@ -40,7 +47,9 @@ async def upgrade(settings: Settings, revision: str = "head") -> None:
 
 
 async def downgrade(settings: Settings, revision: str) -> None:
-    engine = make_engine(owner_url(settings), settings, pool_size=1)
+    engine = make_engine(
+        owner_url(settings), settings, pool_size=1, statement_timeout_ms=MIGRATION_TIMEOUT_MS
+    )
     try:
         async with engine.connect() as conn:
             await conn.run_sync(
