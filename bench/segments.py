@@ -348,7 +348,10 @@ async def _reusable(env: common.Env, args: argparse.Namespace) -> dict[str, str]
         tid = uuid.UUID(tenant["tenant_id"])
         for table in ("segment_members", "segmentations", "segments", "jobs"):
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tid)
-        await conn.execute("VACUUM ANALYZE segment_members")
+        # As after a fresh load: a migration may have rewritten every customer row, and an
+        # index-only count needs the visibility map that VACUUM sets.
+        for table in ("segment_members", "customers", "events"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
         return tenant
     finally:
         await conn.close()
