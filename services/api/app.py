@@ -3,6 +3,7 @@ lifetime (engine, Redis, the job queue), built at start-up and never at import."
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -143,4 +144,10 @@ def app_from_env() -> FastAPI:
     """uvicorn's factory entry point (`--factory services.api.app:app_from_env`)."""
     settings = get_settings()
     setup_logging(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    # What start-up made (modules, the app and its routes, pydantic and ORM classes) lives
+    # as long as the process: out of the collector's sight, a full collection no longer walks
+    # it, which under load showed as pauses of a few hundred milliseconds.
+    gc.collect()
+    gc.freeze()
+    return app

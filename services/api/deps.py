@@ -22,10 +22,11 @@ from shared.tenants import service as tenants
 from shared.tenants.schemas import Principal, Scope
 
 
-def refuse_nul_parameters(request: Request) -> None:
+async def refuse_nul_parameters(request: Request) -> None:
     """PostgreSQL refuses NUL in text, so a NUL in any path or query parameter that reaches a
     statement is a 500. Every route gets this (an app-wide dependency), so one written later
-    cannot forget it; bodies are covered by the field types of shared.validation."""
+    cannot forget it; bodies are covered by the field types of shared.validation. Async: FastAPI
+    runs a plain function's dependency in a thread pool, a thread hop per request."""
     errors = [
         FieldError([where, name], "must not contain NUL characters")
         for where, items in (
@@ -108,7 +109,7 @@ WriteKey = Annotated[Principal, require(Scope.write)]
 AdminKey = Annotated[Principal, require(Scope.admin)]
 
 
-def get_queue(request: Request) -> JobQueue:
+async def get_queue(request: Request) -> JobQueue:
     queue: JobQueue = request.app.state.queue
     return queue
 
@@ -116,7 +117,7 @@ def get_queue(request: Request) -> JobQueue:
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-def get_ratelimiter(request: Request) -> RateLimiter:
+async def get_ratelimiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.ratelimiter
     return limiter
 

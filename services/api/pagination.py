@@ -78,4 +78,15 @@ def page_params(
     return PageParams(limit=limit, cursor=_decode(cursor) if cursor else None)
 
 
-PageDep = Annotated[PageParams, Depends(page_params)]
+async def _page(
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page (max 500).")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> PageParams:
+    """`page_params` as a dependency: async, as FastAPI runs a plain function's dependency in
+    a thread pool (a thread hop per request)."""
+    return page_params(limit, cursor)
+
+
+PageDep = Annotated[PageParams, Depends(_page)]
