@@ -408,26 +408,12 @@ def _key(args: argparse.Namespace) -> str:
 
 
 async def _remember(env: common.Env, tenant_id: uuid.UUID, args: argparse.Namespace) -> None:
-    conn = await asyncpg.connect(load_store.owner_dsn(env))
-    try:
-        await conn.execute(f"COMMENT ON DATABASE {common.BENCH_DB} IS '{_key(args)} {tenant_id}'")
-    finally:
-        await conn.close()
+    await load_store.set_database_note(env, f"{_key(args)} {tenant_id}")
 
 
 async def _reusable(env: common.Env, args: argparse.Namespace) -> uuid.UUID | None:
     """The tenant of a store this benchmark loaded before with the same sizes and seed."""
-    try:
-        conn = await asyncpg.connect(load_store.owner_dsn(env))
-    except asyncpg.InvalidCatalogNameError:
-        return None
-    try:
-        note = await conn.fetchval(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE datname = current_database()"
-        )
-    finally:
-        await conn.close()
+    note = await load_store.database_note(env)
     if not note or note.split()[0] != _key(args):
         return None
     return uuid.UUID(note.split()[1])

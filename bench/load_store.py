@@ -133,6 +133,32 @@ async def fresh_database(env: common.Env) -> Settings:
     return settings
 
 
+async def database_note(env: common.Env) -> str | None:
+    """The note (`COMMENT ON DATABASE`) a run left on the bench database: which store it holds.
+    None when the database or the note is missing."""
+    try:
+        conn = await asyncpg.connect(owner_dsn(env))
+    except asyncpg.InvalidCatalogNameError:
+        return None
+    try:
+        note: str | None = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname = current_database()"
+        )
+        return note
+    finally:
+        await conn.close()
+
+
+async def set_database_note(env: common.Env, note: str) -> None:
+    conn = await asyncpg.connect(owner_dsn(env))
+    try:
+        quoted = note.replace("'", "''")
+        await conn.execute(f"COMMENT ON DATABASE \"{common.BENCH_DB}\" IS '{quoted}'")
+    finally:
+        await conn.close()
+
+
 def create_tenant(env: common.Env, queue: str) -> dict[str, str]:
     """A tenant made the way operators make one; its id, API key and webhook secret."""
     return json.loads(common.run_cli(env, ["tenants", "create", "bench"], queue))  # type: ignore[no-any-return]

@@ -332,38 +332,27 @@ def _key(args: argparse.Namespace) -> str:
 async def _reusable(env: common.Env, args: argparse.Namespace) -> dict[str, str] | None:
     """The tenant of a store this benchmark loaded before with the same size and seed, its
     database migrated to this code and emptied of what earlier runs made."""
-    try:
-        conn = await asyncpg.connect(load_store.owner_dsn(env))
-    except asyncpg.InvalidCatalogNameError:
+    note = await load_store.database_note(env)
+    if not note or not note.startswith(_key(args) + " "):
         return None
+    tenant: dict[str, str] = json.loads(note.split(" ", 1)[1])
+    await upgrade(Settings(DATABASE_URL=env.database_url))
+    tid = uuid.UUID(tenant["tenant_id"])
+    conn = await asyncpg.connect(load_store.owner_dsn(env))
     try:
-        note = await conn.fetchval(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE datname = current_database()"
-        )
-        if not note or not note.startswith(_key(args) + " "):
-            return None
-        tenant: dict[str, str] = json.loads(note.split(" ", 1)[1])
-        await upgrade(Settings(DATABASE_URL=env.database_url))
-        tid = uuid.UUID(tenant["tenant_id"])
         for table in ("segment_members", "segmentations", "segments", "jobs"):
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tid)
         # As after a fresh load: a migration may have rewritten every customer row, and an
         # index-only count needs the visibility map that VACUUM sets.
         for table in ("segment_members", "customers", "events"):
             await conn.execute(f"VACUUM ANALYZE {table}")
-        return tenant
     finally:
         await conn.close()
+    return tenant
 
 
 async def _remember(env: common.Env, args: argparse.Namespace, tenant: dict[str, str]) -> None:
-    conn = await asyncpg.connect(load_store.owner_dsn(env))
-    try:
-        note = f"{_key(args)} {json.dumps(tenant)}".replace("'", "''")
-        await conn.execute(f"COMMENT ON DATABASE \"{common.BENCH_DB}\" IS '{note}'")
-    finally:
-        await conn.close()
+    await load_store.set_database_note(env, f"{_key(args)} {json.dumps(tenant)}")
 
 
 async def run(args: argparse.Namespace, env: common.Env, store: DemoStore) -> dict[str, Any]:
