@@ -4,7 +4,6 @@ and not from the future."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,28 +22,18 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _walk_no_nul(value: Any) -> None:
+def _no_nul_deep(value: Any) -> Any:
+    """JSON objects (traits, event properties) go to jsonb, which refuses NUL as well. Walked
+    in place: nothing is rebuilt (a copy of every object cost more than the check)."""
     if isinstance(value, str):
         _no_nul(value)
     elif isinstance(value, dict):
         for k, v in value.items():
             _no_nul(str(k))
-            _walk_no_nul(v)
+            _no_nul_deep(v)
     elif isinstance(value, list):
         for v in value:
-            _walk_no_nul(v)
-
-
-def _no_nul_deep(value: Any) -> Any:
-    """JSON objects (traits, event properties) go to jsonb, which refuses NUL as well. JSON
-    writes a NUL as \\u0000, so one C-speed encoding rules out nearly every object; the walk
-    runs only where that text appears (a NUL, or a literal backslash-u0000)."""
-    try:
-        clean = "\\u0000" not in json.dumps(value, default=str)
-    except (TypeError, ValueError):  # not plain JSON (a caller's own object): walk it
-        clean = False
-    if not clean:
-        _walk_no_nul(value)
+            _no_nul_deep(v)
     return value
 
 
