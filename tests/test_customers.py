@@ -237,6 +237,27 @@ async def test_a_large_batch_of_customers_is_upserted_in_one_call(app, tenant):
     assert [r.outcome.value for r in results].count("created") == 1500
 
 
+async def test_more_concurrent_batches_than_connections_are_all_stored(client, tenant):
+    """Each batch holds a connection of the request pool and runs a short transaction beside
+    it: with more batches at once than the pool has connections, none may wait for another
+    (a shared pool would leave every request holding one and waiting for a second)."""
+    import asyncio
+
+    h = auth(tenant.api_key)
+    batches = [
+        [
+            event(customer_external_id=f"c-{n % 5}", anonymous_id=f"v-{n % 7}"),
+            event(anonymous_id=f"v-{(n + 1) % 7}"),
+        ]
+        for n in range(24)  # the pool holds 10 connections, 15 at most
+    ]
+    answers = await asyncio.gather(
+        *(client.post("/v1/events", json={"events": b}, headers=h) for b in batches)
+    )
+    assert [r.status_code for r in answers] == [202] * 24
+    assert sum(r.json()["accepted"] for r in answers) == 48
+
+
 @pytest.mark.parametrize("apart", [False, True], ids=["one-transaction", "identities-apart"])
 @pytest.mark.parametrize("first", ["browsing", "linking"])
 async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
@@ -255,6 +276,7 @@ async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
     from shared.ingest.schemas import EventIn
     from tests.helpers import poll
 
+    side = app.state.side_sessionmaker if apart else None
     browsing = [EventIn.model_validate(event("page_view", anonymous_id="v-1")) for _ in range(3)]
     linking = [
         EventIn.model_validate(event("login", customer_external_id="c-1", anonymous_id="v-1"))
@@ -265,7 +287,7 @@ async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
 
     async def link() -> None:
         async with unit_of_work(app.state.sessionmaker, tenant.tenant_id) as session:
-            await ingest.ingest_events(session, tenant.tenant_id, second, identities_apart=apart)
+            await ingest.ingest_events(session, tenant.tenant_id, second, identities_apart=side)
 
     async def waiting_on_a_lock() -> bool:  # or done without waiting
         async with owner_engine.connect() as conn:
@@ -275,7 +297,7 @@ async def test_a_visitor_linked_while_their_anonymous_events_commit_is_stitched(
     async with app.state.sessionmaker() as session:
         async with session.begin():
             await set_tenant(session, tenant.tenant_id)
-            await ingest.ingest_events(session, tenant.tenant_id, held, identities_apart=apart)
+            await ingest.ingest_events(session, tenant.tenant_id, held, identities_apart=side)
             linker = asyncio.create_task(link())
             await poll(waiting_on_a_lock, timeout=10)
         # The first commits here; the second may now go on.

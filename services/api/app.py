@@ -78,10 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = sessionmaker
         app.state.queue = JobQueue(redis, sessionmaker, settings.worker.queue_name)
         app.state.ratelimiter = RateLimiter(redis)
+        # Short transactions that a request runs beside its own (who a batch of events is):
+        # a pool of their own, so requests that hold the main pool's connections can never
+        # wait for one of them among themselves.
+        side = make_engine(app_url(settings), settings, pool_size=4)
+        app.state.side_sessionmaker = make_sessionmaker(side)
         try:
             yield
         finally:
             await redis.aclose()
+            await side.dispose()
             await engine.dispose()
 
     app = FastAPI(

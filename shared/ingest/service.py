@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import errors
 from shared.customers import repository as customers_repo
@@ -139,9 +139,11 @@ async def _resolve(
 
 
 @asynccontextmanager
-async def _apart(session: AsyncSession, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
-    """A short transaction of its own, beside `session`'s, on the same engine."""
-    async with AsyncSession(session.bind, expire_on_commit=False) as own, own.begin():
+async def _apart(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
+) -> AsyncIterator[AsyncSession]:
+    """A short transaction of its own, beside the caller's."""
+    async with sessions() as own, own.begin():
         await set_tenant(own, tenant_id)
         yield own
 
@@ -152,18 +154,19 @@ async def ingest_events(
     events: Sequence[EventIn],
     *,
     defer_refresh: set[uuid.UUID] | None = None,
-    identities_apart: bool = False,
+    identities_apart: async_sessionmaker[AsyncSession] | None = None,
 ) -> EventsAccepted:
     """Store a batch. With `defer_refresh`, the touched customers are added to that set
     instead of having their facts refreshed now (an import refreshes them once, in bulk).
 
-    With `identities_apart`, who the events are (bare customers, visitor links and the
-    stitching of those visitors' earlier events) is committed first, in a short
-    transaction of its own: concurrent batches that share visitors then wait on each other
-    for that moment only, not for a whole batch. Those facts stay if the batch then fails,
-    which is harmless: a retry finds them."""
-    if identities_apart:
-        async with _apart(session, tenant_id) as own:
+    With `identities_apart` (sessions from a pool other than `session`'s, or two requests
+    could each hold a connection and wait for the other's), who the events are (bare
+    customers, visitor links and the stitching of those visitors' earlier events) is
+    committed first, in a short transaction of its own: concurrent batches that share
+    visitors then wait on each other for that moment only, not for a whole batch. Those
+    facts stay if the batch then fails, which is harmless: a retry finds them."""
+    if identities_apart is not None:
+        async with _apart(identities_apart, tenant_id) as own:
             who = await _resolve(own, tenant_id, events)
             await stats.refresh_events(own, tenant_id, await _stitch(own, tenant_id, who.linked))
         who.fresh = [a for a in who.fresh if a not in who.identities]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Request, status
 
 from services.api.auditing import Audited
 from services.api.deps import SessionDep, WriteKey
@@ -25,12 +25,16 @@ router = APIRouter(route_class=Route, prefix="/v1", tags=["events"])
     dependencies=[Idempotent, Audited],
 )
 async def create(
-    data: Annotated[EventIn | EventBatch, Body()], session: SessionDep, principal: WriteKey
+    data: Annotated[EventIn | EventBatch, Body()],
+    request: Request,
+    session: SessionDep,
+    principal: WriteKey,
 ) -> EventsAccepted:
     """Store one event, or `{"events": [...]}` (1 to 1,000). A repeated event id is stored
     once; the answer counts what was new."""
     events = data.events if isinstance(data, EventBatch) else [data]
-    return await ingest.ingest_events(session, principal.tenant_id, events, identities_apart=True)
+    side = request.app.state.side_sessionmaker
+    return await ingest.ingest_events(session, principal.tenant_id, events, identities_apart=side)
 
 
 @router.post(
