@@ -1,7 +1,7 @@
 """Segments at scale: a rule's preview and full refresh against the same question written by
 hand (in PostgreSQL and in DuckDB), and k-means segmentation, in the same run.
 
-`python -m bench.segments [--customers N] [--seed S] [--repeat R] [--try-index]`; the issue's
+`python -m bench.segments [--customers N] [--seed S] [--repeat R] [--reuse]`; the issue's
 size is `python -m bench.segments --customers 1000000` (~10M events; loading takes ~10 min).
 
 - Data: a seeded demo store COPYed in by `bench.load_store`, behaviour facts filled, VACUUM
@@ -13,8 +13,8 @@ size is `python -m bench.segments --customers 1000000` (~10M events; loading tak
   `--repeat` rounds (each way once a round, in turn) after one warm-up. Baselines: the same
   count as one hand-written statement (EXISTS), same connection; and DuckDB in memory over the
   customers and events exported from PostgreSQL (export time apart). Both counts are EXPLAIN
-  ANALYZEd into the results. `--try-index` then builds a covering events index, times preview
-  and the hand-written count again, and drops it (migrations are not touched).
+  ANALYZEd into the results. Behavioural conditions read the covering events index
+  `ix_events_tenant_id_name_occurred_at_customer` (a migration).
 - Refresh: a rule segment with that condition, `shared.segments.service.refresh` in its own
   transaction (committed): first from empty (everyone enters), then again with nothing
   changed. Baseline: `INSERT INTO segment_members ... SELECT` the same customers by hand for
@@ -80,10 +80,6 @@ WHERE c.country = $2 AND c.total_spent >= $3
   AND EXISTS (SELECT 1 FROM events e
               WHERE e.customer_id = c.id AND e.name = $4 AND e.occurred_at >= $1)
 """
-COVERING_INDEX = (
-    "CREATE INDEX bench_events_name_at_customer ON events "
-    "(tenant_id, name, occurred_at) INCLUDE (customer_id)"
-)
 
 
 class Question:
@@ -302,29 +298,6 @@ async def measure_kmeans_job(
         worker.stop()
 
 
-async def try_index(
-    env: common.Env,
-    sessions: Any,
-    tenant_id: uuid.UUID,
-    q: Question,
-    repeat: int,
-) -> dict[str, Any]:
-    """Preview and the hand-written count again with a covering events index, then drop it."""
-    conn = await asyncpg.connect(load_store.owner_dsn(env))
-    try:
-        started = time.perf_counter()
-        await conn.execute(COVERING_INDEX)
-        await conn.execute("ANALYZE events")
-        built = time.perf_counter() - started
-        try:
-            ways = await measure_preview(sessions, tenant_id, q, repeat)
-        finally:
-            await conn.execute("DROP INDEX bench_events_name_at_customer")
-    finally:
-        await conn.close()
-    return {"index": COVERING_INDEX, "build_seconds": round(built, 2), **ways}
-
-
 def _key(args: argparse.Namespace) -> str:
     return f"segments/{args.customers}/{args.seed}"
 
@@ -388,9 +361,6 @@ async def run(args: argparse.Namespace, env: common.Env, store: DemoStore) -> di
         out["preview"]["duckdb_count"] = await measure_duckdb(env, tenant_id, q, args.repeat)
         print("refresh and the hand-written INSERT ...", flush=True)
         out["refresh"] = await measure_refresh(jobs, tenant_id, q)
-        if args.try_index:
-            print("preview with a covering events index ...", flush=True)
-            out["with_index"] = await try_index(env, api, tenant_id, q, args.repeat)
         print("k-means in this process ...", flush=True)
         out["kmeans"] = await measure_kmeans_in_process(jobs, tenant_id)
     print("k-means job through the API and a worker ...", flush=True)
@@ -426,16 +396,6 @@ def report(
         _row("DuckDB count", p["duckdb_count"]["seconds"], p["duckdb_count"]["result"], hand,
              "-", None),
     ]  # fmt: skip
-    if "with_index" in out:
-        w = out["with_index"]
-        rows += [
-            _row("preview, covering index", w["preview"]["seconds"], w["preview"]["result"],
-                 w["hand_written_count"]["seconds"], f"< {TARGETS['preview_s']:.0f} s",
-                 w["preview"]["seconds"] < TARGETS["preview_s"]),
-            _row("hand-written, covering index", w["hand_written_count"]["seconds"],
-                 w["hand_written_count"]["result"], w["hand_written_count"]["seconds"], "-",
-                 None),
-        ]  # fmt: skip
     first = r["refresh_from_empty"]["seconds"]
     rows += [
         _row("refresh from empty", first, r["refresh_from_empty"]["result"]["size"], ins,
@@ -483,9 +443,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42, help="the same seed, the same data")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each query (5)")
     parser.add_argument("--timeout", type=float, default=900, help="give up on a job after")
-    parser.add_argument(
-        "--try-index", action="store_true", help="also time preview with a covering index"
-    )
     parser.add_argument(
         "--reuse",
         action="store_true",
