@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.base import new_id
+from shared.db.engine import key_checks_cached
 from shared.models import (
     Customer,
     CustomerIdentity,
@@ -103,10 +104,11 @@ async def upsert(
     )
     applied: dict[str, tuple[uuid.UUID, bool]] = {}
     # Pages small enough for asyncpg's 32767 parameters at ~40 columns a row.
-    for start in range(0, len(rows), PAGE):
-        page = [{"tenant_id": tenant_id, **row} for row in rows[start : start + PAGE]]
-        result = await session.execute(upsert_stmt.values(page))
-        applied.update({ext: (cid, inserted) for ext, cid, inserted in result})
+    async with key_checks_cached(session):
+        for start in range(0, len(rows), PAGE):
+            page = [{"tenant_id": tenant_id, **row} for row in rows[start : start + PAGE]]
+            result = await session.execute(upsert_stmt.values(page))
+            applied.update({ext: (cid, inserted) for ext, cid, inserted in result})
     return applied
 
 

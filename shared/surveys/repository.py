@@ -236,13 +236,15 @@ async def save_answers(
 
 
 async def insert_responses(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(SurveyResponse), rows[start : start + CHUNK])
+    async with key_checks_cached(session):
+        for start in range(0, len(rows), CHUNK):
+            await session.execute(insert(SurveyResponse), rows[start : start + CHUNK])
 
 
 async def insert_answers(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(SurveyAnswer), rows[start : start + CHUNK])
+    async with key_checks_cached(session):
+        for start in range(0, len(rows), CHUNK):
+            await session.execute(insert(SurveyAnswer), rows[start : start + CHUNK])
 
 
 async def touch_response(

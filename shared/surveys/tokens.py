@@ -5,11 +5,12 @@ a SHA-256 digest is stored (the secret is 256 random bits)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Literal
+
+from shared.tenants.keys import digest, tenant_of
 
 INVITATION, LINK = "pts_", "psl_"
 
@@ -26,19 +27,11 @@ def new_token(tenant_id: uuid.UUID, prefix: str = INVITATION) -> tuple[str, byte
     return token, digest(token)
 
 
-def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 def parse(token: str) -> ParsedToken | None:
     if len(token) > 200 or token[:4] not in (INVITATION, LINK):
         return None
-    tenant_hex, sep, secret = token[4:].partition("_")
-    if not sep or len(tenant_hex) != 32 or not secret:
-        return None
-    try:
-        tenant_id = uuid.UUID(hex=tenant_hex)
-    except ValueError:
+    tenant_id = tenant_of(token[4:])
+    if tenant_id is None:
         return None
     kind: Literal["invitation", "link"] = "invitation" if token[:4] == INVITATION else "link"
     return ParsedToken(kind, tenant_id, digest(token))

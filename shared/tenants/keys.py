@@ -30,17 +30,23 @@ def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def parse(key: str) -> ParsedKey | None:
-    if not key.startswith(PREFIX) or len(key) > 200:
-        return None
-    tenant_hex, sep, secret = key[len(PREFIX) :].partition("_")
+def tenant_of(body: str) -> uuid.UUID | None:
+    """The tenant a credential names: `body` is what follows its prefix, `<tenant hex>_<secret>`
+    (API keys here, survey tokens in `shared.surveys.tokens`)."""
+    tenant_hex, sep, secret = body.partition("_")
     if not sep or len(tenant_hex) != 32 or not secret:
         return None
     try:
-        tenant_id = uuid.UUID(hex=tenant_hex)
+        return uuid.UUID(hex=tenant_hex)
     except ValueError:
         return None
-    return ParsedKey(tenant_id, digest(key))
+
+
+def parse(key: str) -> ParsedKey | None:
+    if not key.startswith(PREFIX) or len(key) > 200:
+        return None
+    tenant_id = tenant_of(key[len(PREFIX) :])
+    return None if tenant_id is None else ParsedKey(tenant_id, digest(key))
 
 
 def new_webhook_secret() -> str:
