@@ -4,6 +4,7 @@ and not from the future."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -22,18 +23,21 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _no_nul_deep(value: Any) -> Any:
-    """JSON objects (traits, event properties) go to jsonb, which refuses NUL as well. Walked
-    in place: nothing is rebuilt (a copy of every object cost more than the check)."""
+def _jsonb_safe(value: Any) -> Any:
+    """JSON objects (traits, event properties) go to jsonb, which refuses NUL as well, and
+    NaN or Infinity (which Python's JSON reader takes). Walked in place: nothing is rebuilt
+    (a copy of every object cost more than the check)."""
     if isinstance(value, str):
         _no_nul(value)
     elif isinstance(value, dict):
         for k, v in value.items():
             _no_nul(str(k))
-            _no_nul_deep(v)
+            _jsonb_safe(v)
     elif isinstance(value, list):
         for v in value:
-            _no_nul_deep(v)
+            _jsonb_safe(v)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must not hold NaN or Infinity (JSON has no such numbers)")
     return value
 
 
@@ -53,7 +57,7 @@ Id = Annotated[
 ]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
 Tags = Annotated[list[Tag], Field(max_length=100)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul_deep)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_jsonb_safe)]
 
 
 def _money(value: Decimal) -> Decimal:

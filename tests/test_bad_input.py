@@ -3,6 +3,7 @@ already stored."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -139,3 +140,24 @@ async def test_an_id_from_nowhere_is_404_not_500(client, tenant):
         "/v1/customers/00000000-0000-0000-0000-000000000000/export",
     ):
         assert_problem(await client.get(path, headers=h), 404)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/events", event(customer_external_id="c-1", id="e-2", properties={"v": "@"})),
+        ("/v1/customers", customer("c-1", traits={"v": "@"})),
+    ],
+    ids=["event properties", "customer traits"],
+)
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+async def test_json_objects_refuse_numbers_json_has_not(
+    client, tenant, owner_engine, stored, path, body, number
+):
+    """Python's JSON reader takes NaN and Infinity; PostgreSQL's jsonb does not."""
+    raw = json.dumps(body).replace('"@"', number).encode()
+    h = {**auth(tenant.api_key), "content-type": "application/json"}
+    problem = assert_problem(await client.post(path, content=raw, headers=h), 422)
+    field = "properties" if "events" in path else "traits"
+    assert any(e["loc"][-1] == field and "NaN" in e["msg"] for e in problem["errors"])
+    assert await _snapshot(owner_engine) == stored

@@ -57,13 +57,16 @@ async def test_ndjson_events_with_duplicates_and_bad_lines(client, tenant, worke
     lines.insert(2, "{not json")
     lines.append(json.dumps(event(customer_external_id="c-1", id="e-0")))  # duplicate id
     lines.append(json.dumps({"id": "e-x", "name": "x"}))  # no occurred_at, nobody
+    nan = json.dumps(event(customer_external_id="c-1", id="e-nan", properties={"v": "@"}))
+    lines.append(nan.replace('"@"', "NaN"))  # jsonb has no NaN
     body = "\n".join(lines).encode()
     result = await _import(client, tenant, worker_factory, "events", body, "application/x-ndjson")
-    assert result["rows"] == 8
+    assert result["rows"] == 9
     assert result["imported"] == 5
-    assert result["rejected"] == 2
+    assert result["rejected"] == 3
     assert result["outcomes"]["duplicate"] == 1
-    assert [e["line"] for e in result["errors"]] == [3, 8]
+    assert [e["line"] for e in result["errors"]] == [3, 8, 9]
+    assert result["errors"][2]["errors"][0]["loc"] == ["properties"]
     # The profile's event facts are refreshed once the import is done.
     c1 = (await client.get("/v1/customers/ext:c-1", headers=auth(tenant.api_key))).json()
     assert c1["behaviour"]["preferred_device"] == "mobile"
@@ -121,3 +124,45 @@ async def test_an_import_of_many_new_visitors_holds_few_locks(client, tenant, wo
     body = "\n".join(lines).encode()
     result = await _import(client, tenant, worker_factory, "events", body, "application/x-ndjson")
     assert result["imported"] == 12_000
+
+
+async def test_rows_the_database_refuses_are_reported_and_the_rest_kept(
+    client, tenant, worker_factory, owner_engine
+):
+    """Batches are written while the next ones are parsed; a batch the database refuses is
+    retried row by row, and only its refused row is lost. A trigger stands in for what
+    validation cannot foresee."""
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.external_id IN ('ev-2500', 'ev-4999') THEN RAISE EXCEPTION 'no'; "
+                "END IF; RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER refuse_some BEFORE INSERT ON events "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_some()"
+            )
+        )
+    try:
+        lines = [
+            json.dumps(event(customer_external_id=f"c-{n % 300}", id=f"ev-{n}"))
+            for n in range(5000)
+        ]
+        body = "\n".join(lines).encode()
+        result = await _import(
+            client, tenant, worker_factory, "events", body, "application/x-ndjson"
+        )
+    finally:
+        async with owner_engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER refuse_some ON events"))
+            await conn.execute(text("DROP FUNCTION refuse_some()"))
+    assert (result["imported"], result["rejected"]) == (4998, 2)
+    assert [e["line"] for e in result["errors"]] == [2501, 5000]
+    assert result["errors"][0]["errors"][0]["msg"] == "the database refused this row"
+    async with owner_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == 4998
+    c7 = (await client.get("/v1/customers/ext:c-7", headers=auth(tenant.api_key))).json()
+    assert c7["behaviour"]["preferred_device"] == "mobile"

@@ -18,8 +18,13 @@ from tests.test_auth import assert_problem
 FIXTURES = Path(__file__).parent / "unit" / "fixtures" / "shopify"
 
 
-async def send_generic(client, tenant, payload, *, msg_id=None, timestamp=None, secret=None):
+async def send_generic(
+    client, tenant, payload, *, msg_id=None, timestamp=None, secret=None, nan=False
+):
     body = json.dumps(payload).encode()
+    if nan:  # every number 1 becomes NaN
+        body = body.replace(b": 1}", b": NaN}")
+        assert b"NaN" in body
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     ts = int(timestamp if timestamp is not None else time.time())
     headers = {
@@ -178,6 +183,19 @@ async def test_malformed_generic_delivery_is_422_and_stores_nothing(client, tena
     async with owner_engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM orders")) == 0
         assert await conn.scalar(text("SELECT count(*) FROM customers")) == 0
+
+
+async def test_a_delivery_with_nan_is_not_json_and_stores_nothing(client, tenant, owner_engine):
+    """Python's JSON reader takes NaN; JSON (and PostgreSQL's jsonb) does not."""
+    for payload in (
+        {"type": "event.tracked", "data": event(customer_external_id="c-1", properties={"v": 1})},
+        {"type": "customer.created", "data": customer("c-1", traits={"v": 1})},
+    ):
+        body = assert_problem(await send_generic(client, tenant, payload, nan=True), 422)
+        assert "JSON" in body["detail"]
+    async with owner_engine.connect() as conn:
+        for table in ("customers", "events", "webhook_inbox", "webhook_deliveries"):
+            assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0, table
 
 
 async def test_shopify_customer_and_order_topics_map_to_profiles(client, tenant):

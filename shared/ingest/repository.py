@@ -198,10 +198,11 @@ async def insert_links(
     wins). Inserted in sorted order, so two batches never wait on each other in a cycle."""
     if links:
         ordered = sorted(links.items())
-        await session.execute(
-            _LINK,
-            {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]},
-        )
+        async with key_checks_cached(session):
+            await session.execute(
+                _LINK,
+                {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]},
+            )
 
 
 async def backfill(
@@ -215,21 +216,26 @@ async def backfill(
     return {cid for (cid,) in moved if cid is not None}
 
 
+# Stored rows come back grouped by (customer, device, channel): what the facts refresh
+# needs, in a few rows instead of one per event.
 _INSERT_EVENTS = text(
     """
-    INSERT INTO events (tenant_id, external_id, name, customer_id, anonymous_id, session_id,
-                        occurred_at, device, channel, properties)
-    SELECT :tenant, e.* FROM unnest(
-        CAST(:external_id AS text[]), CAST(:name AS text[]), CAST(:customer_id AS uuid[]),
-        CAST(:anonymous_id AS text[]), CAST(:session_id AS text[]),
-        CAST(:occurred_at AS timestamptz[]), CAST(:device AS text[]), CAST(:channel AS text[]),
-        CAST(:properties AS jsonb[])
-    ) AS e
-    ON CONFLICT (tenant_id, external_id) DO NOTHING
-    RETURNING external_id
+    WITH stored AS (
+        INSERT INTO events (tenant_id, external_id, name, customer_id, anonymous_id, session_id,
+                            occurred_at, device, channel, properties)
+        SELECT :tenant, e.* FROM unnest(
+            CAST(:external_id AS text[]), CAST(:name AS text[]), CAST(:customer_id AS uuid[]),
+            CAST(:anonymous_id AS text[]), CAST(:session_id AS text[]),
+            CAST(:occurred_at AS timestamptz[]), CAST(:device AS text[]),
+            CAST(:channel AS text[]), CAST(:properties AS jsonb[])
+        ) AS e
+        ON CONFLICT (tenant_id, external_id) DO NOTHING
+        RETURNING customer_id, device, channel
+    )
+    SELECT customer_id, device, channel, count(*) FROM stored GROUP BY 1, 2, 3
     """
 )
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "external_id",
     "name",
     "customer_id",
@@ -243,19 +249,23 @@ _EVENT_COLUMNS = (
 
 
 async def insert_events(
-    session: AsyncSession, tenant_id: uuid.UUID, rows: list[dict[str, Any]]
-) -> set[str]:
-    """Store events; ones whose id is stored already are skipped. Returns the stored ids.
-    One statement over column arrays (`unnest`): a batch costs a handful of parameters
-    however many rows it has, and nothing is compiled per row."""
-    if not rows:
-        return set()
-    params: dict[str, Any] = {c: [r[c] for r in rows] for c in _EVENT_COLUMNS}
-    params["properties"] = [json.dumps(p, separators=(",", ":")) for p in params["properties"]]
-    params["tenant"] = tenant_id
+    session: AsyncSession, tenant_id: uuid.UUID, columns: dict[str, list[Any]]
+) -> tuple[int, set[tuple[uuid.UUID, str | None, str | None]]]:
+    """Store events given as columns (`EVENT_COLUMNS`, properties as JSON text); ones whose
+    id is stored already are skipped. One statement over column arrays (`unnest`): a batch
+    costs a handful of parameters however many rows it has, and nothing is compiled per row.
+    Returns how many were stored, and their (customer, device, channel) where the customer
+    is known."""
+    if not columns["external_id"]:
+        return 0, set()
     async with key_checks_cached(session):
-        result = await session.execute(_INSERT_EVENTS, params)
-    return set(result.scalars())
+        result = await session.execute(_INSERT_EVENTS, {"tenant": tenant_id, **columns})
+    stored, votes = 0, set()
+    for customer_id, device, channel, count in result:
+        stored += count
+        if customer_id is not None:
+            votes.add((customer_id, device, channel))
+    return stored, votes
 
 
 async def record_delivery(

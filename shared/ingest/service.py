@@ -7,10 +7,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import errors
@@ -109,6 +110,52 @@ async def upsert_orders(
 
 
 @dataclass
+class EventRows:
+    """A batch of events as the columns they are stored in, an id repeated within the batch
+    kept once (its first). Built apart from the writing, so an import builds the next batch's
+    columns while the database stores the last one's."""
+
+    given: int  # events in the batch, repeats included
+    external_id: list[str]
+    name: list[str]
+    customer_external_id: list[str | None]
+    anonymous_id: list[str | None]
+    session_id: list[str | None]
+    occurred_at: list[datetime]
+    device: list[str | None]
+    channel: list[str | None]
+    properties: list[str]  # JSON text
+
+    @classmethod
+    def of(cls, events: Sequence[EventIn]) -> EventRows:
+        first: dict[str, EventIn] = {}
+        for e in events:
+            first.setdefault(e.id, e)
+        unique = first.values()
+        return cls(
+            given=len(events),
+            external_id=list(first),
+            name=[e.name for e in unique],
+            customer_external_id=[e.customer_external_id for e in unique],
+            anonymous_id=[e.anonymous_id for e in unique],
+            session_id=[e.session_id for e in unique],
+            occurred_at=[e.occurred_at for e in unique],
+            device=[e.device for e in unique],
+            channel=[e.channel for e in unique],
+            properties=[to_json(e.properties).decode() for e in unique],
+        )
+
+    def keep(self, wanted: list[bool]) -> EventRows:
+        """The rows where `wanted` is true."""
+        columns = {
+            f.name: [v for v, w in zip(getattr(self, f.name), wanted, strict=True) if w]
+            for f in fields(self)
+            if f.name != "given"
+        }
+        return EventRows(given=self.given, **columns)
+
+
+@dataclass
 class _Resolved:
     customer_ids: dict[str, uuid.UUID]  # customers' external ids -> ids (erased ones absent)
     identities: dict[str, uuid.UUID]  # visitors' anonymous ids -> the customer they are
@@ -116,19 +163,16 @@ class _Resolved:
     linked: list[str]  # visitors this batch linked
 
 
-async def _resolve(
-    session: AsyncSession, tenant_id: uuid.UUID, events: Sequence[EventIn]
-) -> _Resolved:
+async def _resolve(session: AsyncSession, tenant_id: uuid.UUID, events: EventRows) -> _Resolved:
     """Who each event is: customers (created bare if unknown) and visitors, linking the
     anonymous ids that arrive beside a customer's. The first link of a visitor wins."""
-    known = [e.customer_external_id for e in events if e.customer_external_id]
-    customer_ids = await customers_repo.ensure(session, tenant_id, known)
-    links = {
-        e.anonymous_id: customer_ids[e.customer_external_id]
-        for e in events
-        if e.anonymous_id and e.customer_external_id and e.customer_external_id in customer_ids
-    }
-    anonymous = [e.anonymous_id for e in events if e.anonymous_id and not e.customer_external_id]
+    pairs = list(zip(events.customer_external_id, events.anonymous_id, strict=True))
+    customer_ids = await customers_repo.ensure(session, tenant_id, [c for c, _ in pairs if c])
+    links: dict[str, uuid.UUID] = {}
+    for c, a in pairs:
+        if a and c and c in customer_ids:
+            links.setdefault(a, customer_ids[c])
+    anonymous = [a for c, a in pairs if a and not c]
     identities = await repository.known_identities(session, tenant_id, [*links, *anonymous])
     fresh = sorted({*links, *anonymous} - set(identities))
     new_links = {a: c for a, c in links.items() if a not in identities}
@@ -151,7 +195,7 @@ async def _apart(
 async def ingest_events(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    events: Sequence[EventIn],
+    events: Sequence[EventIn] | EventRows,
     *,
     defer_refresh: set[uuid.UUID] | None = None,
     identities_apart: async_sessionmaker[AsyncSession] | None = None,
@@ -165,48 +209,26 @@ async def ingest_events(
     committed first, in a short transaction of its own: concurrent batches that share
     visitors then wait on each other for that moment only, not for a whole batch. Those
     facts stay if the batch then fails, which is harmless: a retry finds them."""
+    rows = events if isinstance(events, EventRows) else EventRows.of(events)
     if identities_apart is not None:
         async with _apart(identities_apart, tenant_id) as own:
-            who = await _resolve(own, tenant_id, events)
+            who = await _resolve(own, tenant_id, rows)
             await stats.refresh_events(own, tenant_id, await _stitch(own, tenant_id, who.linked))
         who.fresh = [a for a in who.fresh if a not in who.identities]
     else:
-        who = await _resolve(session, tenant_id, events)
+        who = await _resolve(session, tenant_id, rows)
     customer_ids, identities = who.customer_ids, who.identities
-    rows: list[dict[str, Any]] = []
-    erased = 0
-    seen: set[str] = set()
-    for e in events:
-        if e.customer_external_id and e.customer_external_id not in customer_ids:
-            erased += 1
-            continue
-        if e.id in seen:  # a batch may repeat an event; it is stored once
-            continue
-        seen.add(e.id)
-        customer_id = (
-            customer_ids[e.customer_external_id]
-            if e.customer_external_id
-            else identities.get(e.anonymous_id or "")
-        )
-        rows.append(
-            {
-                "external_id": e.id,
-                "name": e.name,
-                "customer_id": customer_id,
-                "anonymous_id": e.anonymous_id,
-                "session_id": e.session_id,
-                "occurred_at": e.occurred_at,
-                "device": e.device,
-                "channel": e.channel,
-                "properties": e.properties,
-            }
-        )
-    stored = await repository.insert_events(session, tenant_id, rows)
-    votes = {
-        (r["customer_id"], r["device"], r["channel"])
-        for r in rows
-        if r["external_id"] in stored and r["customer_id"]
-    }
+    live = [not c or c in customer_ids for c in rows.customer_external_id]
+    erased = live.count(False)
+    if erased:
+        rows = rows.keep(live)
+    customer_id = [
+        customer_ids[c] if c else identities.get(a or "")
+        for c, a in zip(rows.customer_external_id, rows.anonymous_id, strict=True)
+    ]
+    columns = {c: getattr(rows, c) for c in repository.EVENT_COLUMNS if c != "customer_id"}
+    columns["customer_id"] = customer_id
+    stored, votes = await repository.insert_events(session, tenant_id, columns)
     # Stitch first: every transaction takes the visitors' locks before it updates any
     # customer row (a refresh), so two never wait on each other in a cycle.
     stitched = await _stitch(session, tenant_id, who.fresh)
@@ -215,7 +237,7 @@ async def ingest_events(
     else:
         defer_refresh |= stitched | {v[0] for v in votes}
     return EventsAccepted(
-        accepted=len(stored), duplicates=len(events) - erased - len(stored), ignored_erased=erased
+        accepted=stored, duplicates=rows.given - erased - stored, ignored_erased=erased
     )
 
 

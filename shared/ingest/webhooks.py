@@ -50,9 +50,13 @@ def _invalid(exc: ValidationError, prefix: tuple[str | int, ...] = ("body",)) ->
     return InvalidInput("The delivery does not match the expected shape.", errors=errors)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant)  # NaN, Infinity: not JSON
     except (UnicodeDecodeError, ValueError):
         raise InvalidInput("The body is not valid JSON (UTF-8).") from None
 
