@@ -7,6 +7,7 @@ job row true and calls the domain handler.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -162,6 +163,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     # Funnels: the stores' columnar copies of events, built in the background (a run that
     # comes first waits for its store's copy, then syncs only what is new).
     ctx["warm_task"] = asyncio.create_task(_warm_funnel_copies(sessionmaker))
+    # What start-up made (modules, models, the engine) lives as long as the process: out of
+    # the collector's sight, a full collection no longer walks it. An import of 218k events
+    # spent 1.8 s of its 7 s in 14 full collections before this.
+    gc.collect()
+    gc.freeze()
 
 
 async def _warm_funnel_copies(sessionmaker: async_sessionmaker[AsyncSession]) -> int:

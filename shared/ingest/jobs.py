@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,33 +25,41 @@ from shared.jobs.runner import JobKind, JobRun
 from shared.models import ImportChunk
 from shared.segments import service as segments
 
-# Rows a statement: large enough that per-statement round trips do not dominate, small enough
-# that a batch the database refuses is cheap to retry row by row.
-BATCH = 2_000
+# Rows a statement, by kind: large enough that per-statement round trips do not dominate,
+# small enough that a batch the database refuses is cheap to search for its refused rows.
+# Events go as a few array parameters whatever their number; customers and orders as one
+# parameter a value, under the driver's cap of 32,767 a statement.
+BATCH = {ImportKind.customers: 2_000, ImportKind.orders: 2_000, ImportKind.events: 4_000}
 # Customers whose behaviour facts an import refreshes in one statement. Facts are refreshed
 # once per customer for the whole import (at the end, or when this many are pending), not
 # once per batch: imported events and orders are usually in time order, so one customer's rows
 # spread over many batches.
 REFRESH_EVERY = 50_000
-# Rows parsed between turns given to the event loop (about a millisecond of parsing).
-YIELD_EVERY = 64
+# Rows parsed between turns given to the event loop (a tenth of a millisecond of parsing):
+# the batch being written waits no longer than that for its next statement.
+YIELD_EVERY = 8
 
 
 @dataclass
 class _Pending:
-    """Customers whose facts wait for a refresh, by which facts."""
+    """Customers whose facts wait for a refresh, by which facts, and visitors whose earlier
+    events wait to be stitched onto their customer (once the import's links are all in)."""
 
     orders: set[uuid.UUID] = field(default_factory=set)
     events: set[uuid.UUID] = field(default_factory=set)
+    visitors: set[str] = field(default_factory=set)
 
     async def flush(
         self, session: AsyncSession, tenant_id: uuid.UUID, *, at_least: int = 0
     ) -> None:
-        if len(self.orders) + len(self.events) < max(at_least, 1):
+        if len(self.orders) + len(self.events) + len(self.visitors) < max(at_least, 1):
             return
+        # Stitch first: visitors' locks come before any update of a customer row, as in
+        # every transaction (`service.ingest_events`).
+        self.events |= await service.stitch(session, tenant_id, self.visitors)
         await stats.refresh_orders(session, tenant_id, self.orders)
         await stats.refresh_events(session, tenant_id, self.events)
-        self.orders, self.events = set(), set()
+        self.orders, self.events, self.visitors = set(), set(), set()
 
 
 class ImportParams(BaseModel):
@@ -61,22 +69,35 @@ class ImportParams(BaseModel):
     bytes: int = Field(ge=0)
 
 
-async def _chunks(run: JobRun, p: ImportParams, lane: asyncio.Lock) -> AsyncIterator[bytes]:
-    read = 0
-    for seq in range(p.chunks):
+async def _chunks(
+    run: JobRun,
+    p: ImportParams,
+    lane: asyncio.Lock,
+    spawn: Callable[[Coroutine[Any, Any, bytes]], asyncio.Task[bytes]],
+) -> AsyncIterator[bytes]:
+    """The upload's chunks in order, each read (on the job's connection, between two
+    batches) while the one before it is parsed, so the parser never waits for a batch."""
+
+    async def read(seq: int) -> bytes:
         async with lane:
-            data = (
-                await run.session.execute(
-                    select(ImportChunk.data).where(
-                        ImportChunk.tenant_id == run.tenant_id,
-                        ImportChunk.job_id == run.job_id,
-                        ImportChunk.seq == seq,
-                    )
+            data = await run.session.execute(
+                select(ImportChunk.data).where(
+                    ImportChunk.tenant_id == run.tenant_id,
+                    ImportChunk.job_id == run.job_id,
+                    ImportChunk.seq == seq,
                 )
-            ).scalar_one()
-        read += len(data)
-        await run.report(0.99 * read / max(p.bytes, 1))
-        yield bytes(data)
+            )
+            return bytes(data.scalar_one())
+
+    done = 0
+    ahead = spawn(read(0)) if p.chunks else None
+    for seq in range(p.chunks):
+        assert ahead is not None
+        data = await ahead
+        ahead = spawn(read(seq + 1)) if seq + 1 < p.chunks else None
+        done += len(data)
+        await run.report(0.99 * done / max(p.bytes, 1))
+        yield data
 
 
 def _prepare(kind: ImportKind, batch: Sequence[Parsed]) -> Any:
@@ -94,6 +115,7 @@ async def _apply(
     kind: ImportKind,
     prepared: Any,
     pending: _Pending,
+    known: service.Known,
 ) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     if kind is ImportKind.customers:
@@ -106,7 +128,14 @@ async def _apply(
         pending.orders |= touched
     else:
         touched = set()
-        accepted = await service.ingest_events(session, tenant_id, prepared, defer_refresh=touched)
+        accepted = await service.ingest_events(
+            session,
+            tenant_id,
+            prepared,
+            defer_refresh=touched,
+            known=known,
+            defer_stitch=pending.visitors,
+        )
         pending.events |= touched
         outcomes.update(
             created=accepted.accepted,
@@ -123,6 +152,7 @@ async def _apply_batch(
     batch: list[Parsed],
     errors: list[dict[str, Any]],
     pending: _Pending,
+    known: service.Known,
     prepared: Any = None,
 ) -> tuple[Counter[str], int]:
     """Apply a batch in a savepoint. If the database refuses it, apply each half the same
@@ -133,10 +163,11 @@ async def _apply_batch(
         async with session.begin_nested():
             if prepared is None:
                 prepared = _prepare(kind, batch)
-            return await _apply(session, tenant_id, kind, prepared, pending), 0
+            return await _apply(session, tenant_id, kind, prepared, pending, known), 0
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise
+        known.forget()
     if len(batch) == 1:
         if len(errors) < MAX_ERRORS_KEPT:
             refused = [{"loc": [], "msg": "the database refused this row"}]
@@ -144,10 +175,10 @@ async def _apply_batch(
         return Counter(), 1
     half = len(batch) // 2
     first, rejected_first = await _apply_batch(
-        session, tenant_id, kind, batch[:half], errors, pending
+        session, tenant_id, kind, batch[:half], errors, pending, known
     )
     second, rejected_second = await _apply_batch(
-        session, tenant_id, kind, batch[half:], errors, pending
+        session, tenant_id, kind, batch[half:], errors, pending, known
     )
     return first + second, rejected_first + rejected_second
 
@@ -162,20 +193,21 @@ async def run_import(run: JobRun) -> dict[str, Any]:
     errors: list[dict[str, Any]] = []
     rows = rejected = 0
     batch: list[Parsed] = []
-    pending = _Pending()
+    pending, known = _Pending(), service.Known()
     lane = asyncio.Lock()  # the job's connection: one statement at a time
     applying: asyncio.Task[tuple[Counter[str], int]] | None = None
 
-    async def apply(batch: list[Parsed], prepared: Any) -> tuple[Counter[str], int]:
+    async def apply(batch: list[Parsed], prepared: Any = None) -> tuple[Counter[str], int]:
         async with lane:
             done = await _apply_batch(
-                run.session, run.tenant_id, p.kind, batch, errors, pending, prepared
+                run.session, run.tenant_id, p.kind, batch, errors, pending, known, prepared
             )
             await pending.flush(run.session, run.tenant_id, at_least=REFRESH_EVERY)
             return done
 
-    async with asyncio.TaskGroup() as tasks:  # a failure cancels the batch in flight
-        async for parsed in parse(p.kind, p.format, _chunks(run, p, lane)):
+    async with asyncio.TaskGroup() as tasks:  # a failure cancels the batch or read in flight
+        chunks = _chunks(run, p, lane, tasks.create_task)
+        async for parsed in parse(p.kind, p.format, chunks):
             rows += 1
             if rows % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -185,19 +217,15 @@ async def run_import(run: JobRun) -> dict[str, Any]:
                     errors.append({"line": parsed.line, "errors": parsed.error.errors})
                 continue
             batch.append(parsed)
-            if len(batch) >= BATCH:
+            if len(batch) >= BATCH[p.kind]:
                 prepared = _prepare(p.kind, batch)
-                if applying is not None:
-                    done, refused = await applying
-                    outcomes, rejected = outcomes + done, rejected + refused
+                done, refused = await applying if applying else (Counter(), 0)
+                outcomes, rejected = outcomes + done, rejected + refused
                 applying, batch = tasks.create_task(apply(batch, prepared)), []
-        if applying is not None:
-            done, refused = await applying
-            outcomes, rejected = outcomes + done, rejected + refused
+        done, refused = await applying if applying else (Counter(), 0)
+        outcomes, rejected = outcomes + done, rejected + refused
     if batch:
-        done, refused = await _apply_batch(
-            run.session, run.tenant_id, p.kind, batch, errors, pending
-        )
+        done, refused = await apply(batch)
         outcomes, rejected = outcomes + done, rejected + refused
     await pending.flush(run.session, run.tenant_id)
     await run.session.execute(

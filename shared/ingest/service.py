@@ -5,9 +5,9 @@ set-based for exactly the customers a batch touched."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,9 @@ from shared.ingest.schemas import (
 from shared.jobs import service as jobs
 from shared.jobs.queue import JobQueue
 from shared.models import Job, Order
+
+# Visitors a backfill statement stitches (an import stitches all of its own at its end).
+STITCH_EVERY = 50_000
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,9 @@ async def upsert_orders(
 @dataclass
 class EventRows:
     """A batch of events as the columns they are stored in, an id repeated within the batch
-    kept once (its first). Built apart from the writing, so an import builds the next batch's
-    columns while the database stores the last one's."""
+    kept once (its first), and each column as the text the statement takes. Built apart
+    from the writing, so an import builds the next batch's while the database stores the
+    last one's."""
 
     given: int  # events in the batch, repeats included
     external_id: list[str]
@@ -121,10 +125,27 @@ class EventRows:
     customer_external_id: list[str | None]
     anonymous_id: list[str | None]
     session_id: list[str | None]
-    occurred_at: list[datetime]
+    occurred_at: list[str]  # ISO 8601, with the offset
     device: list[str | None]
     channel: list[str | None]
-    properties: list[str]  # JSON text
+    properties: list[str]  # JSON
+    literals: dict[str, str] = field(init=False, repr=False)  # column: array literal
+    customers: set[str] = field(init=False, repr=False)  # the customers named
+    first_named: dict[str, str] = field(init=False, repr=False)  # visitor: customer beside it
+    anonymous_only: set[str] = field(init=False, repr=False)  # visitors of events with no one
+
+    def __post_init__(self) -> None:
+        self.literals = {
+            c: repository.text_array(getattr(self, c)) for c in repository.EVENT_TEXT_COLUMNS
+        }
+        self.customers, self.first_named, self.anonymous_only = set(), {}, set()
+        for c, a in zip(self.customer_external_id, self.anonymous_id, strict=True):
+            if c:
+                self.customers.add(c)
+                if a:
+                    self.first_named.setdefault(a, c)
+            elif a:
+                self.anonymous_only.add(a)
 
     @classmethod
     def of(cls, events: Sequence[EventIn]) -> EventRows:
@@ -139,7 +160,7 @@ class EventRows:
             customer_external_id=[e.customer_external_id for e in unique],
             anonymous_id=[e.anonymous_id for e in unique],
             session_id=[e.session_id for e in unique],
-            occurred_at=[e.occurred_at for e in unique],
+            occurred_at=[e.occurred_at.isoformat() for e in unique],
             device=[e.device for e in unique],
             channel=[e.channel for e in unique],
             properties=[to_json(e.properties).decode() for e in unique],
@@ -150,7 +171,7 @@ class EventRows:
         columns = {
             f.name: [v for v, w in zip(getattr(self, f.name), wanted, strict=True) if w]
             for f in fields(self)
-            if f.name != "given"
+            if f.init and f.name != "given"
         }
         return EventRows(given=self.given, **columns)
 
@@ -163,22 +184,53 @@ class _Resolved:
     linked: list[str]  # visitors this batch linked
 
 
-async def _resolve(session: AsyncSession, tenant_id: uuid.UUID, events: EventRows) -> _Resolved:
+@dataclass
+class Known:
+    """Who an import's earlier batches found: customers' ids by external id, and visitors'
+    links. They hold until the import commits: every customer an event was stored for is
+    key-share locked by then (its foreign-key check), so no erasure can take it away, and a
+    visitor's first link is its link for good. Visitors not linked are asked again each
+    batch, since another request may link them meanwhile."""
+
+    customers: dict[str, uuid.UUID] = field(default_factory=dict)
+    visitors: dict[str, uuid.UUID] = field(default_factory=dict)
+    limit: int = 1_000_000  # entries of each; past it, forget and start again
+
+    def remember(self, customers: dict[str, uuid.UUID], visitors: dict[str, uuid.UUID]) -> None:
+        for held, new in ((self.customers, customers), (self.visitors, visitors)):
+            if len(held) + len(new) > self.limit:
+                held.clear()
+            held.update(new)
+
+    def forget(self) -> None:
+        """After a rollback: what it undid (bare customers, links) may be remembered."""
+        self.customers.clear()
+        self.visitors.clear()
+
+
+async def _resolve(
+    session: AsyncSession, tenant_id: uuid.UUID, events: EventRows, known: Known | None = None
+) -> _Resolved:
     """Who each event is: customers (created bare if unknown) and visitors, linking the
-    anonymous ids that arrive beside a customer's. The first link of a visitor wins."""
-    pairs = list(zip(events.customer_external_id, events.anonymous_id, strict=True))
-    customer_ids = await customers_repo.ensure(session, tenant_id, [c for c, _ in pairs if c])
-    links: dict[str, uuid.UUID] = {}
-    for c, a in pairs:
-        if a and c and c in customer_ids:
-            links.setdefault(a, customer_ids[c])
-    anonymous = [a for c, a in pairs if a and not c]
-    identities = await repository.known_identities(session, tenant_id, [*links, *anonymous])
-    fresh = sorted({*links, *anonymous} - set(identities))
+    anonymous ids that arrive beside a customer's (the first one named beside it in the
+    batch). The first link of a visitor wins."""
+    known = known or Known()
+    customer_ids = {c: known.customers[c] for c in events.customers if c in known.customers}
+    customer_ids |= await customers_repo.ensure(
+        session, tenant_id, list(events.customers - customer_ids.keys())
+    )
+    links = {a: customer_ids[c] for a, c in events.first_named.items() if c in customer_ids}
+    visitors = events.anonymous_only | links.keys()
+    identities = {a: known.visitors[a] for a in visitors if a in known.visitors}
+    identities |= await repository.known_identities(
+        session, tenant_id, list(visitors - identities.keys())
+    )
+    fresh = sorted(visitors - identities.keys())
     new_links = {a: c for a, c in links.items() if a not in identities}
     if new_links:  # a concurrent batch may link one of them first: re-read who won
         await repository.insert_links(session, tenant_id, new_links)
         identities |= await repository.known_identities(session, tenant_id, list(new_links))
+    known.remember(customer_ids, identities)
     return _Resolved(customer_ids, identities, fresh, sorted(new_links))
 
 
@@ -199,6 +251,8 @@ async def ingest_events(
     *,
     defer_refresh: set[uuid.UUID] | None = None,
     identities_apart: async_sessionmaker[AsyncSession] | None = None,
+    known: Known | None = None,
+    defer_stitch: set[str] | None = None,
 ) -> EventsAccepted:
     """Store a batch. With `defer_refresh`, the touched customers are added to that set
     instead of having their facts refreshed now (an import refreshes them once, in bulk).
@@ -208,30 +262,38 @@ async def ingest_events(
     customers, visitor links and the stitching of those visitors' earlier events) is
     committed first, in a short transaction of its own: concurrent batches that share
     visitors then wait on each other for that moment only, not for a whole batch. Those
-    facts stay if the batch then fails, which is harmless: a retry finds them."""
+    facts stay if the batch then fails, which is harmless: a retry finds them.
+
+    With `known` (an import's, across its batches), customers and links found before are
+    not looked up again. With `defer_stitch`, the visitors whose earlier events may need
+    moving onto a customer are added to that set instead (an import stitches them once, at
+    its end, with `stitch`)."""
     rows = events if isinstance(events, EventRows) else EventRows.of(events)
     if identities_apart is not None:
         async with _apart(identities_apart, tenant_id) as own:
             who = await _resolve(own, tenant_id, rows)
-            await stats.refresh_events(own, tenant_id, await _stitch(own, tenant_id, who.linked))
+            await stats.refresh_events(own, tenant_id, await stitch(own, tenant_id, who.linked))
         who.fresh = [a for a in who.fresh if a not in who.identities]
     else:
-        who = await _resolve(session, tenant_id, rows)
+        who = await _resolve(session, tenant_id, rows, known)
     customer_ids, identities = who.customer_ids, who.identities
-    live = [not c or c in customer_ids for c in rows.customer_external_id]
-    erased = live.count(False)
-    if erased:
+    erased = 0
+    if not rows.customers <= customer_ids.keys():
+        live = [not c or c in customer_ids for c in rows.customer_external_id]
+        erased = live.count(False)
         rows = rows.keep(live)
     customer_id = [
         customer_ids[c] if c else identities.get(a or "")
         for c, a in zip(rows.customer_external_id, rows.anonymous_id, strict=True)
     ]
-    columns = {c: getattr(rows, c) for c in repository.EVENT_COLUMNS if c != "customer_id"}
-    columns["customer_id"] = customer_id
-    stored, votes = await repository.insert_events(session, tenant_id, columns)
+    stored, votes = await repository.insert_events(session, tenant_id, rows.literals, customer_id)
     # Stitch first: every transaction takes the visitors' locks before it updates any
     # customer row (a refresh), so two never wait on each other in a cycle.
-    stitched = await _stitch(session, tenant_id, who.fresh)
+    if defer_stitch is None:
+        stitched = await stitch(session, tenant_id, who.fresh)
+    else:
+        defer_stitch.update(who.fresh)
+        stitched = set()
     if defer_refresh is None:
         await stats.refresh_events_for(session, tenant_id, votes, always=stitched)
     else:
@@ -241,8 +303,8 @@ async def ingest_events(
     )
 
 
-async def _stitch(
-    session: AsyncSession, tenant_id: uuid.UUID, fresh: Sequence[str]
+async def stitch(
+    session: AsyncSession, tenant_id: uuid.UUID, fresh: Collection[str]
 ) -> set[uuid.UUID]:
     """Move the anonymous events of visitors linked by now onto their customer, after this
     transaction stored its links and events. A concurrent transaction's links or events are
@@ -251,8 +313,14 @@ async def _stitch(
     The locks come after the inserts, so concurrent batches overlap for all but this step."""
     if not fresh:
         return set()
-    await repository.lock_anonymous_ids(session, tenant_id, fresh)
-    return await repository.backfill(session, tenant_id, fresh)
+    ordered = sorted(fresh)
+    await repository.lock_anonymous_ids(session, tenant_id, ordered)
+    moved: set[uuid.UUID] = set()
+    for start in range(0, len(ordered), STITCH_EVERY):
+        moved |= await repository.backfill(
+            session, tenant_id, ordered[start : start + STITCH_EVERY]
+        )
+    return moved
 
 
 async def identify(session: AsyncSession, tenant_id: uuid.UUID, data: IdentifyIn) -> bool:
@@ -263,7 +331,7 @@ async def identify(session: AsyncSession, tenant_id: uuid.UUID, data: IdentifyIn
         return False
     links = {data.anonymous_id: ids[data.customer_external_id]}
     await repository.insert_links(session, tenant_id, links)
-    touched = await _stitch(session, tenant_id, list(links))
+    touched = await stitch(session, tenant_id, list(links))
     await stats.refresh_events(session, tenant_id, touched)
     return True
 
