@@ -166,3 +166,28 @@ async def test_rows_the_database_refuses_are_reported_and_the_rest_kept(
         assert await conn.scalar(text("SELECT count(*) FROM events")) == 4998
     c7 = (await client.get("/v1/customers/ext:c-7", headers=auth(tenant.api_key))).json()
     assert c7["behaviour"]["preferred_device"] == "mobile"
+
+
+async def test_a_visitor_identified_late_in_an_import_brings_their_earlier_events(
+    client, tenant, worker_factory, owner_engine
+):
+    """The visitor's anonymous events come batches before the event that names them: all of
+    them end up on the customer, and the customer's facts count them."""
+    early = [event(anonymous_id="v-late", id=f"early-{n}", device="tablet") for n in range(3)]
+    filler = [event(anonymous_id=f"v-{n}", id=f"fill-{n}") for n in range(9000)]
+    named = event(customer_external_id="c-late", anonymous_id="v-late", id="named")
+    lines = [json.dumps(e) for e in [*early, *filler, named]]
+    body = "\n".join(lines).encode()
+    result = await _import(client, tenant, worker_factory, "events", body, "application/x-ndjson")
+    assert result["imported"] == 9004
+    async with owner_engine.connect() as conn:
+        owners = await conn.execute(
+            text(
+                "SELECT c.external_id, count(*) FROM events e "
+                "LEFT JOIN customers c ON c.id = e.customer_id "
+                "WHERE e.anonymous_id = 'v-late' GROUP BY 1"
+            )
+        )
+        assert dict(owners.all()) == {"c-late": 4}
+    profile = (await client.get("/v1/customers/ext:c-late", headers=auth(tenant.api_key))).json()
+    assert profile["behaviour"]["preferred_device"] == "tablet"
