@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypedDict
 
 import httpx
+import uvloop
 from arq import Retry, Worker, cron, func
 from arq.constants import health_check_key_suffix
 from arq.typing import WorkerCoroutine
@@ -264,6 +265,9 @@ async def check_health(settings: Settings) -> bool:
 def run_worker() -> None:
     settings = get_settings()
     setup_logging(settings)
+    # uvloop, as uvicorn runs the API: asyncpg's protocol and the loop's own turns cost less
+    # (an import spends much of its time passing statements and answers through the loop).
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     worker = build_worker(settings)
     worker.run()
 
