@@ -3,12 +3,13 @@ valid rows kept when others fail."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy import text
 
 from tests.factories.store import event, order
-from tests.helpers import auth, run_burst
+from tests.helpers import auth, poll, run_burst
 from tests.test_auth import assert_problem
 
 
@@ -191,3 +192,49 @@ async def test_a_visitor_identified_late_in_an_import_brings_their_earlier_event
         assert dict(owners.all()) == {"c-late": 4}
     profile = (await client.get("/v1/customers/ext:c-late", headers=auth(tenant.api_key))).json()
     assert profile["behaviour"]["preferred_device"] == "tablet"
+
+
+async def test_a_connection_lost_mid_import_is_retried_and_imports_each_row_once(
+    client, tenant, worker_factory, owner_engine, monkeypatch
+):
+    """A batch written while the next is parsed fails as a lone batch would: a lost
+    connection sends the job back to the queue, and the next attempt imports everything."""
+    from sqlalchemy.exc import OperationalError
+
+    from shared.ingest import repository
+    from shared.jobs import runner
+
+    insert_events = repository.insert_events
+    calls = 0
+
+    async def lost_once(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the second batch, written while the third is parsed
+            lost = ConnectionResetError("connection lost")
+            raise OperationalError("INSERT", {}, lost, connection_invalidated=True)
+        return await insert_events(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "insert_events", lost_once)
+    monkeypatch.setattr(runner, "backoff_s", lambda attempt: 0.05)
+    lines = [json.dumps(event(customer_external_id=f"c-{n % 50}", id=f"e{n}")) for n in range(9000)]
+    h = {**auth(tenant.api_key), "content-type": "application/x-ndjson"}
+    r = await client.post("/v1/imports?kind=events", content="\n".join(lines).encode(), headers=h)
+    assert r.status_code == 202, r.text
+    worker = worker_factory()
+    task = asyncio.create_task(worker.main())
+    try:
+
+        async def finished() -> bool:
+            job = (await client.get(r.headers["location"], headers=auth(tenant.api_key))).json()
+            return job["status"] in ("succeeded", "failed")
+
+        await poll(finished, timeout=60)
+    finally:
+        task.cancel()
+        await worker.close()
+    job = (await client.get(r.headers["location"], headers=auth(tenant.api_key))).json()
+    assert (job["status"], job["attempts"]) == ("succeeded", 2), job
+    assert job["result"]["imported"] == 9000
+    async with owner_engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == 9000

@@ -205,25 +205,28 @@ async def run_import(run: JobRun) -> dict[str, Any]:
             await pending.flush(run.session, run.tenant_id, at_least=REFRESH_EVERY)
             return done
 
-    async with asyncio.TaskGroup() as tasks:  # a failure cancels the batch or read in flight
-        chunks = _chunks(run, p, lane, tasks.create_task)
-        async for parsed in parse(p.kind, p.format, chunks):
-            rows += 1
-            if rows % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            if parsed.error is not None:
-                rejected += 1
-                if len(errors) < MAX_ERRORS_KEPT:
-                    errors.append({"line": parsed.line, "errors": parsed.error.errors})
-                continue
-            batch.append(parsed)
-            if len(batch) >= BATCH[p.kind]:
-                prepared = _prepare(p.kind, batch)
-                done, refused = await applying if applying else (Counter(), 0)
-                outcomes, rejected = outcomes + done, rejected + refused
-                applying, batch = tasks.create_task(apply(batch, prepared)), []
-        done, refused = await applying if applying else (Counter(), 0)
-        outcomes, rejected = outcomes + done, rejected + refused
+    try:
+        async with asyncio.TaskGroup() as tasks:  # a failure cancels the batch or read in flight
+            chunks = _chunks(run, p, lane, tasks.create_task)
+            async for parsed in parse(p.kind, p.format, chunks):
+                rows += 1
+                if rows % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                if parsed.error is not None:
+                    rejected += 1
+                    if len(errors) < MAX_ERRORS_KEPT:
+                        errors.append({"line": parsed.line, "errors": parsed.error.errors})
+                    continue
+                batch.append(parsed)
+                if len(batch) >= BATCH[p.kind]:
+                    prepared = _prepare(p.kind, batch)
+                    done, refused = await applying if applying else (Counter(), 0)
+                    outcomes, rejected = outcomes + done, rejected + refused
+                    applying, batch = tasks.create_task(apply(batch, prepared)), []
+            done, refused = await applying if applying else (Counter(), 0)
+            outcomes, rejected = outcomes + done, rejected + refused
+    except ExceptionGroup as group:  # the failure itself, as without tasks: a lost
+        raise group.exceptions[0] from None  # connection is retried, a bug fails the job
     if batch:
         done, refused = await apply(batch)
         outcomes, rejected = outcomes + done, rejected + refused
