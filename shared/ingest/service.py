@@ -187,10 +187,13 @@ class _Resolved:
 @dataclass
 class Known:
     """Who an import's earlier batches found: customers' ids by external id, and visitors'
-    links. They hold until the import commits: every customer an event was stored for is
+    links. They hold until the import commits: a customer an event was stored for is
     key-share locked by then (its foreign-key check), so no erasure can take it away, and a
-    visitor's first link is its link for good. Visitors not linked are asked again each
-    batch, since another request may link them meanwhile."""
+    visitor's first link is its link for good. (A customer whose events were all stored
+    before is not locked; if it is erased meanwhile, the next batch naming it fails its
+    foreign-key check, and the import forgets what it knew and applies that batch again from
+    the database's answers.) Visitors not linked are asked for again each batch, since
+    another request may link them meanwhile."""
 
     customers: dict[str, uuid.UUID] = field(default_factory=dict)
     visitors: dict[str, uuid.UUID] = field(default_factory=dict)
