@@ -158,6 +158,7 @@ _LINK = text(
     SELECT :t, x.anonymous_id, x.customer_id
     FROM unnest(CAST(:anon AS text[]), CAST(:cust AS uuid[])) AS x(anonymous_id, customer_id)
     ON CONFLICT DO NOTHING
+    RETURNING anonymous_id
     """
 )
 # Per visitor, one probe of its link and, if it has one, one of its unlinked events: LATERAL
@@ -193,16 +194,19 @@ _BACKFILL = text(
 
 async def insert_links(
     session: AsyncSession, tenant_id: uuid.UUID, links: dict[str, uuid.UUID]
-) -> None:
+) -> set[str]:
     """Record anonymous -> customer; a visitor linked already keeps its link (the first
-    wins). Inserted in sorted order, so two batches never wait on each other in a cycle."""
-    if links:
-        ordered = sorted(links.items())
-        async with key_checks_cached(session):
-            await session.execute(
-                _LINK,
-                {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]},
-            )
+    wins). Inserted in sorted order, so two batches never wait on each other in a cycle.
+    Returns the visitors linked here (the others were linked before, maybe elsewhere)."""
+    if not links:
+        return set()
+    ordered = sorted(links.items())
+    async with key_checks_cached(session):
+        result = await session.execute(
+            _LINK,
+            {"t": tenant_id, "anon": [a for a, _ in ordered], "cust": [c for _, c in ordered]},
+        )
+    return set(result.scalars())
 
 
 async def backfill(

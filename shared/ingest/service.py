@@ -230,9 +230,12 @@ async def _resolve(
     )
     fresh = sorted(visitors - identities.keys())
     new_links = {a: c for a, c in links.items() if a not in identities}
-    if new_links:  # a concurrent batch may link one of them first: re-read who won
-        await repository.insert_links(session, tenant_id, new_links)
-        identities |= await repository.known_identities(session, tenant_id, list(new_links))
+    if new_links:
+        linked = await repository.insert_links(session, tenant_id, new_links)
+        identities |= {a: c for a, c in new_links.items() if a in linked}
+        # A concurrent batch may have linked some of them first: read who won.
+        if lost := [a for a in new_links if a not in linked]:
+            identities |= await repository.known_identities(session, tenant_id, lost)
     known.remember(customer_ids, identities)
     return _Resolved(customer_ids, identities, fresh, sorted(new_links))
 
