@@ -223,9 +223,9 @@ async def backfill(
 def text_array(values: Sequence[str | None]) -> str:
     """`values` as one PostgreSQL array literal (`{"a","b",NULL}`), for a text parameter
     cast in SQL. A batch's columns go to the database this way, not as arrays the driver
-    encodes element by element: that cost more than building these (measured on 218k
-    events: 0.69 s against 0.35 s), and these are built before the batch's turn on the
-    connection, not during it. Every value is quoted, so none reads as NULL or splits; NUL
+    encodes element by element: a round trip of 218k values took 0.03 s against 0.14 s for
+    text, 0.08 s against 0.22 s for timestamps, and these are built before the batch's turn
+    on the connection, not during it. Every value is quoted, so none reads as NULL or splits; NUL
     cannot occur (refused on input, and by PostgreSQL in any text)."""
     return (
         "{"
@@ -250,7 +250,7 @@ _INSERT_EVENTS = text(
             CAST(CAST(:session_id AS text) AS text[]),
             CAST(CAST(:occurred_at AS text) AS timestamptz[]),
             CAST(CAST(:device AS text) AS text[]), CAST(CAST(:channel AS text) AS text[]),
-            CAST(CAST(:properties AS text) AS jsonb[])
+            CAST(:properties AS jsonb[])
         ) AS e
         ON CONFLICT (tenant_id, external_id) DO NOTHING
         RETURNING customer_id, device, channel
@@ -258,7 +258,9 @@ _INSERT_EVENTS = text(
     SELECT customer_id, device, channel, count(*) FROM stored GROUP BY 1, 2, 3
     """
 )
-# The columns given as array literals (`text_array`); customer_id comes as a list.
+# The columns given as array literals (`text_array`). customer_id and properties come as
+# lists: a uuid needs no parsing, and JSON inside an array literal costs the server more to
+# read (its quotes escaped, then parsed twice) than the driver's encoding of it costs here.
 EVENT_TEXT_COLUMNS = (
     "external_id",
     "name",
@@ -267,7 +269,6 @@ EVENT_TEXT_COLUMNS = (
     "occurred_at",
     "device",
     "channel",
-    "properties",
 )
 
 
@@ -276,15 +277,17 @@ async def insert_events(
     tenant_id: uuid.UUID,
     literals: dict[str, str],
     customer_id: list[uuid.UUID | None],
+    properties: list[str],
 ) -> tuple[int, set[tuple[uuid.UUID, str | None, str | None]]]:
     """Store events given as columns (`EVENT_TEXT_COLUMNS` as array literals, properties as
-    JSON); ones whose id is stored already are skipped. One statement over column arrays
+    JSON texts); ones whose id is stored already are skipped. One statement over column arrays
     (`unnest`): a batch costs a handful of parameters however many rows it has, and nothing
     is compiled per row. Returns how many were stored, and their (customer, device,
     channel) where the customer is known."""
     if not customer_id:
         return 0, set()
-    params = {"tenant": tenant_id, "customer_id": customer_id, **literals}
+    params = {"tenant": tenant_id, "customer_id": customer_id, "properties": properties}
+    params |= literals
     async with key_checks_cached(session):
         result = await session.execute(_INSERT_EVENTS, params)
     stored, votes = 0, set()

@@ -292,7 +292,9 @@ async def ingest_events(
         customer_ids[c] if c else identities.get(a or "")
         for c, a in zip(rows.customer_external_id, rows.anonymous_id, strict=True)
     ]
-    stored, votes = await repository.insert_events(session, tenant_id, rows.literals, customer_id)
+    stored, votes = await repository.insert_events(
+        session, tenant_id, rows.literals, customer_id, rows.properties
+    )
     # Stitch first: every transaction takes the visitors' locks before it updates any
     # customer row (a refresh), so two never wait on each other in a cycle.
     if defer_stitch is None:
