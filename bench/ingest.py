@@ -4,8 +4,9 @@
 
 - Data: a seeded demo store (`shared.ingest.demo`): customers and ~11 events each, some of
   them anonymous only. Customers are COPYed in once, untimed. Before each way the events and
-  identities tables are emptied, so every way loads the same rows; the state it leaves
-  (events, events tied to a customer, identities) is checked against COPY's.
+  identities tables are emptied and a CHECKPOINT taken, so every way loads the same rows
+  from the same start; the state it leaves (events, events tied to a customer, identities)
+  is checked against COPY's.
 - COPY, the baseline and the floor: asyncpg `copy_records_to_table` into `events` and
   `identities`, as the owner. Rows are fully prepared beforehand, untimed: customer ids
   resolved and anonymous sessions stitched in Python. Only the COPY calls are timed, and no
@@ -115,11 +116,16 @@ async def prepare(
 
 
 async def reset(conn: asyncpg.Connection) -> int:
-    """Empty the tables a way loads. The planner then knows `events` only by the statistics
-    of its last analysis (if any) until autovacuum analyzes it again; the ingest plans depend
-    on that, so each way records how often it was analyzed meanwhile (`events_analyzed`)."""
+    """Empty the tables a way loads, and write out what the last way left in the buffers
+    (CHECKPOINT): each way starts with none of the previous one's writing to do, and far
+    from the next checkpoint the server's WAL size would force (one in the middle of a
+    way took it up to a fifth longer). The planner then knows `events` only by the
+    statistics of its last analysis (if any) until autovacuum analyzes it again; the ingest
+    plans depend on that, so each way records how often it was analyzed meanwhile
+    (`events_analyzed`)."""
     await conn.execute("TRUNCATE events, identities")
     await conn.execute("VACUUM ANALYZE customers")
+    await conn.execute("CHECKPOINT")
     return await analyzed(conn)
 
 
