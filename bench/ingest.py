@@ -125,7 +125,10 @@ async def reset(conn: asyncpg.Connection) -> int:
     (`events_analyzed`)."""
     await conn.execute("TRUNCATE events, identities")
     await conn.execute("VACUUM ANALYZE customers")
-    await conn.execute("CHECKPOINT")
+    try:
+        await conn.execute("CHECKPOINT")
+    except asyncpg.InsufficientPrivilegeError:  # a role without pg_checkpoint: go on without
+        print("note: no CHECKPOINT between ways (the role may not); figures vary more")
     return await analyzed(conn)
 
 
