@@ -237,25 +237,20 @@ def text_array(values: Sequence[str | None]) -> str:
     )
 
 
-# Stored rows come back grouped by (customer, device, channel): what the facts refresh
-# needs, in a few rows instead of one per event.
+# A plain INSERT: how many rows it stored is its command status; nothing comes back.
 _INSERT_EVENTS = text(
     """
-    WITH stored AS (
-        INSERT INTO events (tenant_id, external_id, name, customer_id, anonymous_id, session_id,
-                            occurred_at, device, channel, properties)
-        SELECT :tenant, e.* FROM unnest(
-            CAST(CAST(:external_id AS text) AS text[]), CAST(CAST(:name AS text) AS text[]),
-            CAST(:customer_id AS uuid[]), CAST(CAST(:anonymous_id AS text) AS text[]),
-            CAST(CAST(:session_id AS text) AS text[]),
-            CAST(CAST(:occurred_at AS text) AS timestamptz[]),
-            CAST(CAST(:device AS text) AS text[]), CAST(CAST(:channel AS text) AS text[]),
-            CAST(:properties AS jsonb[])
-        ) AS e
-        ON CONFLICT (tenant_id, external_id) DO NOTHING
-        RETURNING customer_id, device, channel
-    )
-    SELECT customer_id, device, channel, count(*) FROM stored GROUP BY 1, 2, 3
+    INSERT INTO events (tenant_id, external_id, name, customer_id, anonymous_id, session_id,
+                        occurred_at, device, channel, properties)
+    SELECT :tenant, e.* FROM unnest(
+        CAST(CAST(:external_id AS text) AS text[]), CAST(CAST(:name AS text) AS text[]),
+        CAST(:customer_id AS uuid[]), CAST(CAST(:anonymous_id AS text) AS text[]),
+        CAST(CAST(:session_id AS text) AS text[]),
+        CAST(CAST(:occurred_at AS text) AS timestamptz[]),
+        CAST(CAST(:device AS text) AS text[]), CAST(CAST(:channel AS text) AS text[]),
+        CAST(:properties AS jsonb[])
+    ) AS e
+    ON CONFLICT (tenant_id, external_id) DO NOTHING
     """
 )
 # The columns given as array literals (`text_array`). customer_id and properties come as
@@ -278,24 +273,18 @@ async def insert_events(
     literals: dict[str, str],
     customer_id: list[uuid.UUID | None],
     properties: list[str],
-) -> tuple[int, set[tuple[uuid.UUID, str | None, str | None]]]:
+) -> int:
     """Store events given as columns (`EVENT_TEXT_COLUMNS` as array literals, properties as
     JSON texts); ones whose id is stored already are skipped. One statement over column arrays
     (`unnest`): a batch costs a handful of parameters however many rows it has, and nothing
-    is compiled per row. Returns how many were stored, and their (customer, device,
-    channel) where the customer is known."""
+    is compiled per row. Returns how many were stored."""
     if not customer_id:
-        return 0, set()
+        return 0
     params = {"tenant": tenant_id, "customer_id": customer_id, "properties": properties}
     params |= literals
     async with key_checks_cached(session):
         result = await session.execute(_INSERT_EVENTS, params)
-    stored, votes = 0, set()
-    for customer, device, channel, count in result:
-        stored += count
-        if customer is not None:
-            votes.add((customer, device, channel))
-    return stored, votes
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def record_delivery(

@@ -292,9 +292,16 @@ async def ingest_events(
         customer_ids[c] if c else identities.get(a or "")
         for c, a in zip(rows.customer_external_id, rows.anonymous_id, strict=True)
     ]
-    stored, votes = await repository.insert_events(
+    stored = await repository.insert_events(
         session, tenant_id, rows.literals, customer_id, rows.properties
     )
+    # Who the events may have changed the facts of: every customer the batch names (an
+    # event stored before, sent again, at most costs its customer a needless refresh).
+    votes = {
+        (c, d, ch)
+        for c, d, ch in zip(customer_id, rows.device, rows.channel, strict=True)
+        if c is not None
+    }
     # Stitch first: every transaction takes the visitors' locks before it updates any
     # customer row (a refresh), so two never wait on each other in a cycle.
     if defer_stitch is None:
