@@ -89,12 +89,14 @@ async def _chunks(
             )
             return bytes(data.scalar_one())
 
+    if not p.chunks:
+        return
     done = 0
-    ahead = spawn(read(0)) if p.chunks else None
+    ahead = spawn(read(0))
     for seq in range(p.chunks):
-        assert ahead is not None
         data = await ahead
-        ahead = spawn(read(seq + 1)) if seq + 1 < p.chunks else None
+        if seq + 1 < p.chunks:
+            ahead = spawn(read(seq + 1))
         done += len(data)
         await run.report(0.99 * done / max(p.bytes, 1))
         yield data

@@ -295,13 +295,6 @@ async def ingest_events(
     stored = await repository.insert_events(
         session, tenant_id, rows.literals, customer_id, rows.properties
     )
-    # Who the events may have changed the facts of: every customer the batch names (an
-    # event stored before, sent again, at most costs its customer a needless refresh).
-    votes = {
-        (c, d, ch)
-        for c, d, ch in zip(customer_id, rows.device, rows.channel, strict=True)
-        if c is not None
-    }
     # Stitch first: every transaction takes the visitors' locks before it updates any
     # customer row (a refresh), so two never wait on each other in a cycle.
     if defer_stitch is None:
@@ -309,10 +302,17 @@ async def ingest_events(
     else:
         defer_stitch.update(who.fresh)
         stitched = set()
+    # Whose facts the events may have changed: every customer the batch names (an event
+    # stored before, sent again, at most costs its customer a needless refresh).
     if defer_refresh is None:
+        votes = {
+            (c, d, ch)
+            for c, d, ch in zip(customer_id, rows.device, rows.channel, strict=True)
+            if c is not None
+        }
         await stats.refresh_events_for(session, tenant_id, votes, always=stitched)
     else:
-        defer_refresh |= stitched | {v[0] for v in votes}
+        defer_refresh |= stitched | {c for c in customer_id if c is not None}
     return EventsAccepted(
         accepted=stored, duplicates=rows.given - erased - stored, ignored_erased=erased
     )
